@@ -1,0 +1,30 @@
+"""Datasets: Fashion-MNIST (default, Debian package), CIFAR batches, image folders, synthetic."""
+
+from nas.data._batches import iterate_batches, to_float
+from nas.data._formats import read_cifar_batches, read_idx, read_image_folder
+from nas.data._load import (
+    DATASETS,
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_DIR,
+    detect_format,
+    load_data,
+    synthetic_data,
+)
+from nas.data._types import DataSplits, ImageData, split_train_val
+
+__all__ = [
+    "DATASETS",
+    "FASHION_MNIST_CLASSES",
+    "FASHION_MNIST_DIR",
+    "DataSplits",
+    "ImageData",
+    "detect_format",
+    "iterate_batches",
+    "load_data",
+    "read_cifar_batches",
+    "read_idx",
+    "read_image_folder",
+    "split_train_val",
+    "synthetic_data",
+    "to_float",
+]

@@ -1,0 +1,152 @@
+"""Choosing and loading a dataset: Fashion-MNIST (default), CIFAR batches, image folders, synthetic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from nas.data._formats import IMAGE_SUFFIXES, read_cifar_batches, read_idx_pair, read_image_folder
+from nas.data._types import DataSplits, ImageData, channel_stats, split_train_val
+from nas.errors import DataError
+
+__all__ = [
+    "FASHION_MNIST_DIR",
+    "FASHION_MNIST_CLASSES",
+    "DATASETS",
+    "load_data",
+    "detect_format",
+    "synthetic_data",
+]
+
+#: Where Debian's ``dataset-fashion-mnist`` package puts the gzip IDX files.
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+DATASETS = ("fashion-mnist", "cifar", "image-folder", "synthetic")
+
+_HOW_TO_GET_FMNIST = (
+    "Fashion-MNIST not found in {where}. Install it with\n"
+    "    sudo apt-get update && sudo apt-get install -y dataset-fashion-mnist\n"
+    "or pass --data-dir DIR pointing to a directory holding train-images-idx3-ubyte.gz,\n"
+    "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz."
+)
+
+
+def detect_format(directory: Path) -> str:
+    """Guess the format of a data directory: ``fashion-mnist`` (IDX), ``cifar`` or ``image-folder``."""
+    if not directory.is_dir():
+        raise DataError(f"data directory not found: {directory}")
+    names = {p.name for p in directory.iterdir()}
+    if any(n.startswith("train-images-idx3-ubyte") for n in names):
+        return "fashion-mnist"
+    if any(n.startswith("data_batch_") for n in names) or {"train", "meta"} <= names and (directory / "train").is_file():
+        return "cifar"
+    if any(p.is_dir() for p in directory.iterdir()):
+        return "image-folder"
+    raise DataError(
+        f"{directory}: cannot tell the data format. Expected IDX files (train-images-idx3-ubyte[.gz]), "
+        f"CIFAR python batches (data_batch_1..5, test_batch) or an image folder ({directory}/<class>/<image>)"
+    )
+
+
+def synthetic_data(
+    n: int = 256, *, num_classes: int = 4, size: int = 16, channels: int = 3, seed: int = 0
+) -> ImageData:
+    """Random images whose class shifts the mean brightness (learnable). For unit tests only."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, num_classes, (n,), generator=g)
+    noise = torch.randint(0, 96, (n, channels, size, size), generator=g)
+    offset = (labels * (128 // max(1, num_classes - 1))).view(-1, 1, 1, 1)
+    images = (noise + offset).clamp(0, 255).to(torch.uint8)
+    return ImageData(images, labels, tuple(f"class{i}" for i in range(num_classes)))
+
+
+def _fashion_mnist(data_dir: Path | None) -> tuple[ImageData, ImageData, str]:
+    directory = data_dir if data_dir is not None else FASHION_MNIST_DIR
+    if not directory.is_dir() or not any(directory.glob("train-images-idx3-ubyte*")):
+        raise DataError(_HOW_TO_GET_FMNIST.format(where=directory))
+    train = read_idx_pair(directory, "train", FASHION_MNIST_CLASSES)
+    test = read_idx_pair(directory, "t10k", FASHION_MNIST_CLASSES)
+    return train, test, str(directory)
+
+
+def _image_folder(directory: Path, image_size: int, seed: int) -> tuple[ImageData, ImageData | None, list[str]]:
+    notes = []
+    train_dir = directory / "train"
+    if train_dir.is_dir():
+        train = read_image_folder(train_dir, image_size)
+        test_dir = next((directory / n for n in ("test", "val") if (directory / n).is_dir()), None)
+        test = read_image_folder(test_dir, image_size, train.classes) if test_dir else None
+        if test is None:
+            notes.append("no test/ or val/ folder: no test split")
+    else:
+        train = read_image_folder(directory, image_size)
+        test = None
+        notes.append("no train/ folder: the whole tree is training data and there is no test split")
+    return train, test, notes
+
+
+def load_data(
+    data: str = "fashion-mnist",
+    data_dir: str | Path | None = None,
+    *,
+    val_fraction: float = 1 / 6,
+    seed: int = 0,
+    channels: int | None = None,
+    image_size: int = 64,
+    synthetic_size: int = 512,
+) -> DataSplits:
+    """Load a dataset and split its training part into train/validation (fixed by ``seed``).
+
+    Args:
+        data: ``fashion-mnist`` (default; Debian's package or ``data_dir``), ``cifar``
+            (python-batch directory), ``image-folder`` (``data_dir/<class>/<image>``, or
+            ``data_dir/train/...`` + ``data_dir/test/...``), ``synthetic`` (unit tests only), or a
+            directory path whose format is detected.
+        data_dir: directory for the formats that read files.
+        val_fraction: share of the training set held out for validation (drives search).
+        seed: seed of the split.
+        channels: convert to this many channels (grayscale is repeated to 3 for RGB networks).
+        image_size: side that image-folder images are resized to when loaded.
+        synthetic_size: number of synthetic training images.
+
+    Raises:
+        DataError: data missing or malformed; the message says how to get or fix it.
+    """
+    path = Path(data_dir) if data_dir is not None else None
+    if data not in DATASETS:
+        candidate = Path(data)
+        if candidate.is_dir():
+            path, data = candidate, detect_format(candidate)
+        else:
+            raise DataError(f"unknown dataset {data!r}: choose one of {DATASETS} or give a directory")
+    notes: list[str] = []
+    if data == "fashion-mnist":
+        train, test, source = _fashion_mnist(path)
+    elif data == "synthetic":
+        train = synthetic_data(synthetic_size, seed=seed)
+        test = synthetic_data(max(32, synthetic_size // 4), seed=seed + 1)
+        source = "synthetic (unit tests only; never for reported results)"
+        notes.append(source)
+    else:
+        if path is None:
+            raise DataError(f"--data {data} needs --data-dir DIR")
+        if not path.is_dir():
+            raise DataError(f"data directory not found: {path}")
+        if data == "cifar":
+            train, test = read_cifar_batches(path)
+        else:
+            train, test, more = _image_folder(path, image_size, seed)
+            notes.extend(more)
+        source = str(path)
+    if channels is not None:
+        train = train.with_channels(channels)
+        test = test.with_channels(channels) if test is not None else None
+    train, val = split_train_val(train, val_fraction, seed)
+    mean, std = channel_stats(train)
+    return DataSplits(data, train, val, test, mean, std, source, tuple(notes))
+
+
