@@ -65,7 +65,9 @@ def _choices(values: tuple[Any, ...], allowed: tuple[Any, ...] | None = None) ->
     if allowed is not None:
         bad = [v for v in values if v not in allowed]
         if bad:
-            shown = bad[0] if len(bad) == 1 else bad
+            shown = repr(bad[0]) if isinstance(bad[0], str) else bad[0]
+            if len(bad) > 1:
+                shown = bad
             raise ValueError(f"{shown} not in {_fmt_set(allowed)}")
     return values
 

@@ -1,0 +1,247 @@
+"""Elastic layers: weights stored at the largest size, the active size passed to ``forward``.
+
+Each layer slices the *first* N channels of its stored tensors (once-for-all's width rule) and
+never remembers the size it ran at: the caller passes it on every call, so there is no hidden
+``active_*`` state. The functional calls mirror :mod:`nas.nn._layers` exactly (same ops, same
+order), which is what makes an extracted static network reproduce the supernet's output.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "ElasticPointwise",
+    "ElasticConv",
+    "ElasticDepthwise",
+    "ElasticBatchNorm2d",
+    "ElasticSqueezeExcite",
+    "ElasticLinear",
+    "activation",
+]
+
+
+def activation(x: torch.Tensor, name: str | None) -> torch.Tensor:
+    """The activations of the search spaces, functionally (``None``: linear)."""
+    if name is None:
+        return x
+    if name == "relu":
+        return F.relu(x)
+    if name == "hswish":
+        return F.hardswish(x)
+    if name == "relu6":
+        return F.relu6(x)
+    raise ValueError(f"activation must be one of relu, relu6, hswish or None; got {name!r}")
+
+
+def _kaiming_fan_out(weight: torch.Tensor, generator: torch.Generator | None) -> None:
+    # nn.init.kaiming_normal_(mode="fan_out") with an explicit generator (no global RNG).
+    fan_out = weight.shape[0] * weight[0][0].numel()
+    std = math.sqrt(2.0) / math.sqrt(fan_out)
+    with torch.no_grad():
+        weight.normal_(0.0, std, generator=generator)
+
+
+class ElasticConv(nn.Module):
+    """A dense ``kernel x kernel`` conv (no bias) whose input and output channels are sliced.
+
+    Used for the stem (fixed kernel); ``forward(x, out_channels)`` takes the input width from ``x``.
+    """
+
+    def __init__(self, max_in: int, max_out: int, *, kernel: int = 1, stride: int = 1) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.stride = stride
+        self.weight = nn.Parameter(torch.empty(max_out, max_in, kernel, kernel))
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        _kaiming_fan_out(self.weight, generator)
+
+    def active_weight(self, in_channels: int, out_channels: int) -> torch.Tensor:
+        w = self.weight
+        if out_channels != w.shape[0]:
+            w = w[:out_channels]
+        if in_channels != w.shape[1]:
+            w = w[:, :in_channels]
+        return w
+
+    def forward(self, x: torch.Tensor, out_channels: int) -> torch.Tensor:
+        w = self.active_weight(x.shape[1], out_channels)
+        return F.conv2d(x, w, None, self.stride, self.kernel // 2)
+
+
+class ElasticPointwise(ElasticConv):
+    """A 1x1 conv (expansion, projection, final conv) with sliced input and output channels."""
+
+    def __init__(self, max_in: int, max_out: int) -> None:
+        super().__init__(max_in, max_out, kernel=1, stride=1)
+
+
+def _transform_name(big: int, small: int) -> str:
+    return f"{big}to{small}"
+
+
+class ElasticDepthwise(nn.Module):
+    """Depthwise conv storing the largest kernel; smaller kernels are centre crops.
+
+    With ``kernel_transform`` each step down the kernel ladder (e.g. 7 -> 5 -> 3) passes the crop
+    through a small learned ``k^2 x k^2`` matrix shared by all channels (once-for-all), initialised
+    to the identity so an untrained transform is a plain crop.
+    """
+
+    def __init__(self, max_channels: int, kernels: tuple[int, ...], *, stride: int, kernel_transform: bool) -> None:
+        super().__init__()
+        if not kernels or any(k % 2 != 1 for k in kernels):
+            raise ValueError(f"kernels must be a non-empty list of odd sizes, got {kernels!r}")
+        self.kernels = tuple(sorted(kernels))
+        self.max_kernel = self.kernels[-1]
+        self.stride = stride
+        self.weight = nn.Parameter(torch.empty(max_channels, 1, self.max_kernel, self.max_kernel))
+        self.transforms = nn.ParameterDict()
+        if kernel_transform:
+            ladder = self.kernels[::-1]
+            for big, small in zip(ladder, ladder[1:]):
+                self.transforms[_transform_name(big, small)] = nn.Parameter(torch.eye(small * small))
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        _kaiming_fan_out(self.weight, generator)
+        with torch.no_grad():
+            for t in self.transforms.values():
+                t.copy_(torch.eye(t.shape[0]))
+
+    def active_weight(self, channels: int, kernel: int) -> torch.Tensor:
+        """The ``[channels, 1, kernel, kernel]`` filter the subnet uses (differentiable)."""
+        if kernel not in self.kernels:
+            raise ValueError(f"kernel must be one of {self.kernels}, got {kernel}")
+        w = self.weight if channels == self.weight.shape[0] else self.weight[:channels]
+        current = self.max_kernel
+        for small in reversed(self.kernels):
+            if small >= current or small < kernel:
+                continue
+            start = (current - small) // 2
+            w = w[:, :, start : start + small, start : start + small]
+            name = _transform_name(current, small)
+            if name in self.transforms:
+                flat = w.reshape(channels, small * small)
+                w = F.linear(flat, self.transforms[name]).view(channels, 1, small, small)
+            current = small
+        return w
+
+    def forward(self, x: torch.Tensor, kernel: int) -> torch.Tensor:
+        c = x.shape[1]
+        return F.conv2d(x, self.active_weight(c, kernel), None, self.stride, kernel // 2, 1, c)
+
+
+class ElasticBatchNorm2d(nn.Module):
+    """BatchNorm over the first ``C`` channels of its stored affine parameters and running stats.
+
+    In training mode the running statistics of the active slice are updated in place (a view of
+    the stored buffers), as ``nn.BatchNorm2d`` would; BN recalibration resets them per subnet
+    before scoring anyway.
+    """
+
+    def __init__(self, max_channels: int, *, eps: float = 1e-5, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.eps = eps
+        self.momentum = momentum
+        self.weight = nn.Parameter(torch.ones(max_channels))
+        self.bias = nn.Parameter(torch.zeros(max_channels))
+        self.register_buffer("running_mean", torch.zeros(max_channels))
+        self.register_buffer("running_var", torch.ones(max_channels))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def reset_parameters(self) -> None:
+        with torch.no_grad():
+            self.weight.fill_(1.0)
+            self.bias.zero_()
+            self.running_mean.zero_()
+            self.running_var.fill_(1.0)
+            self.num_batches_tracked.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1]
+        full = c == self.weight.shape[0]
+        if self.training:
+            self.num_batches_tracked.add_(1)
+        return F.batch_norm(
+            x,
+            self.running_mean if full else self.running_mean[:c],
+            self.running_var if full else self.running_var[:c],
+            self.weight if full else self.weight[:c],
+            self.bias if full else self.bias[:c],
+            self.training,
+            self.momentum,
+            self.eps,
+        )
+
+
+class ElasticSqueezeExcite(nn.Module):
+    """SE whose reduce/expand 1x1 convs are sliced to the active channels and hidden units."""
+
+    def __init__(self, max_channels: int, max_hidden: int) -> None:
+        super().__init__()
+        self.reduce = ElasticBiasConv(max_channels, max_hidden)
+        self.expand = ElasticBiasConv(max_hidden, max_channels)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        self.reduce.reset_parameters(generator)
+        self.expand.reset_parameters(generator)
+
+    def forward(self, x: torch.Tensor, hidden: int) -> torch.Tensor:
+        s = x.mean((2, 3), keepdim=True)
+        s = F.relu(self.reduce(s, hidden))
+        s = F.hardsigmoid(self.expand(s, x.shape[1]))
+        return x * s
+
+
+class ElasticBiasConv(nn.Module):
+    """1x1 conv with bias (the SE layers), sliced like :class:`ElasticPointwise`."""
+
+    def __init__(self, max_in: int, max_out: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(max_out, max_in, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(max_out))
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        _kaiming_fan_out(self.weight, generator)
+        with torch.no_grad():
+            self.bias.zero_()
+
+    def active(self, in_features: int, out_features: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.weight[:out_features, :in_features], self.bias[:out_features]
+
+    def forward(self, x: torch.Tensor, out_features: int) -> torch.Tensor:
+        w, b = self.active(x.shape[1], out_features)
+        return F.conv2d(x, w, b)
+
+
+class ElasticLinear(nn.Module):
+    """Linear layer with sliced input features (and optionally sliced outputs)."""
+
+    def __init__(self, max_in: int, max_out: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(max_out, max_in))
+        self.bias = nn.Parameter(torch.zeros(max_out))
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        # The builder's recipe for linears: N(0, 0.01), zero bias.
+        with torch.no_grad():
+            self.weight.normal_(0.0, 0.01, generator=generator)
+            self.bias.zero_()
+
+    def active(self, in_features: int, out_features: int) -> tuple[torch.Tensor, torch.Tensor]:
+        w = self.weight
+        if out_features != w.shape[0]:
+            w = w[:out_features]
+        if in_features != w.shape[1]:
+            w = w[:, :in_features]
+        b = self.bias if out_features == self.bias.shape[0] else self.bias[:out_features]
+        return w, b
+
+    def forward(self, x: torch.Tensor, out_features: int) -> torch.Tensor:
+        w, b = self.active(x.shape[1], out_features)
+        return F.linear(x, w, b)
