@@ -1,0 +1,105 @@
+"""Turning an Optuna trial into an architecture and scoring it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import TrialState
+
+from nas.cost import network_cost
+from nas.search._study import CONSTRAINT_NAME
+from nas.space import Arch, BlockArch, SearchSpace
+
+__all__ = ["suggest_arch", "Objective", "ArchScore"]
+
+
+def _choose(trial: optuna.Trial, name: str, choices: tuple):
+    if len(choices) == 1:
+        return choices[0]
+    return trial.suggest_categorical(name, list(choices))
+
+
+def suggest_arch(trial: optuna.Trial, space: SearchSpace) -> Arch:
+    """Every choice of the space as a categorical parameter (``s2.depth``, ``s2.b1.kernel``, ...).
+
+    Blocks beyond a stage's depth are suggested too (fixed parameter set, as NSGA-II and
+    multivariate TPE expect) and ignored; duplicates are caught by :class:`Objective`.
+    """
+    cfg = space.config
+    resolution = int(_choose(trial, "resolution", cfg.resolutions))
+    width = float(_choose(trial, "width", cfg.width_multipliers))
+    stages = []
+    for i, stage in enumerate(cfg.stages):
+        depth = int(_choose(trial, f"s{i}.depth", stage.depths))
+        blocks = []
+        for j in range(max(stage.depths)):
+            block = BlockArch(
+                kernel=int(_choose(trial, f"s{i}.b{j}.kernel", stage.kernels)),
+                expand=float(_choose(trial, f"s{i}.b{j}.expand", stage.expansions)),
+                se=bool(_choose(trial, f"s{i}.b{j}.se", stage.se)),
+                act=str(_choose(trial, f"s{i}.b{j}.act", stage.acts)),
+            )
+            if j < depth:
+                blocks.append(block)
+        stages.append(tuple(blocks))
+    return Arch(space.name, resolution, width, tuple(stages))
+
+
+@dataclass(frozen=True)
+class ArchScore:
+    accuracy: float
+    latency_ms: float
+
+
+class Objective:
+    """Callable for ``study.optimize``: suggest, deduplicate, score, record.
+
+    Args:
+        space: the search space.
+        budget_ms: latency budget; ``latency - budget`` is the trial's constraint (<= 0: feasible).
+        latency_ms: predicted latency of an arch on the target device (at its deploy resolution).
+        accuracy: validation accuracy of an arch (inherited supernet weights, BN recalibrated).
+        num_classes: for params/MAdds of the deployed network.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        budget_ms: float,
+        latency_ms: Callable[[Arch], float],
+        accuracy: Callable[[Arch], float],
+        num_classes: int,
+    ) -> None:
+        self.space = space
+        self.budget_ms = budget_ms
+        self.latency_ms = latency_ms
+        self.accuracy = accuracy
+        self.num_classes = num_classes
+
+    def _previous(self, study: optuna.Study, key: str) -> optuna.trial.FrozenTrial | None:
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if t.user_attrs.get("arch") == key:
+                return t
+        return None
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
+        arch = suggest_arch(trial, self.space)
+        key = arch.to_string()
+        latency = float(self.latency_ms(arch))
+        trial.set_user_attr("arch", key)
+        trial.set_user_attr("arch_json", arch.to_json(indent=None))
+        trial.set_constraint(CONSTRAINT_NAME, latency - self.budget_ms)
+        trial.set_user_attr("budget_ms", self.budget_ms)
+        cost = network_cost(self.space.resolve(arch, self.num_classes))
+        trial.set_user_attr("params", cost.params)
+        trial.set_user_attr("madds", cost.madds)
+        trial.set_user_attr("latency_ms", latency)
+        previous = self._previous(trial.study, key)
+        if previous is not None:  # identical arch: reuse its score instead of evaluating again
+            trial.set_user_attr("duplicate_of", previous.number)
+            return float(previous.values[0]), float(previous.values[1])
+        accuracy = float(self.accuracy(arch))
+        trial.set_user_attr("accuracy", accuracy)
+        return accuracy, latency

@@ -1,0 +1,95 @@
+"""The Optuna study: two objectives, the latency budget as a hard constraint, resumable storage."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+__all__ = [
+    "CONSTRAINT_NAME",
+    "OBJECTIVE_NAMES",
+    "SAMPLERS",
+    "constraint_values",
+    "make_sampler",
+    "open_study",
+    "default_storage",
+    "study_name_for",
+    "feasible_trials",
+    "best_feasible_trial",
+    "dashboard_command",
+]
+
+OBJECTIVE_NAMES = ("accuracy", "latency_ms")
+SAMPLERS = ("nsga2", "tpe", "random")
+
+
+CONSTRAINT_NAME = "latency_over_budget_ms"
+
+
+def constraint_values(trial: FrozenTrial) -> Sequence[float]:
+    """Optuna's convention: a trial is feasible when every value is <= 0.
+
+    The value is ``predicted latency - budget`` in ms, set by the objective with
+    ``trial.set_constraint`` (Optuna >= 5 stores it with the trial; samplers, the Pareto plot and
+    the dashboard read it from there). A trial without it counts as infeasible.
+    """
+    return (float(trial.constraints.get(CONSTRAINT_NAME, float("inf"))),)
+
+
+def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    """``nsga2`` (default), ``tpe`` or ``random``; the first two honour the budget constraint."""
+    # Both read the constraint each trial stores (trial.set_constraint); no constraints_func needed.
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(population_size=20, seed=seed)
+    if name == "tpe":
+        return optuna.samplers.TPESampler(n_startup_trials=10, seed=seed, multivariate=True)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise ValueError(f"sampler must be one of {SAMPLERS}, got {name!r}")
+
+
+def default_storage(run_dir: Path) -> str:
+    return f"sqlite:///{(run_dir / 'study.db').resolve()}"
+
+
+def study_name_for(space: str, device: str, budget_ms: float) -> str:
+    return f"{space}-{device}-{budget_ms:g}ms"
+
+
+def open_study(storage: str, study_name: str, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+    """Create the study, or load it to resume (same storage and name)."""
+    study = optuna.create_study(
+        storage=storage,
+        study_name=study_name,
+        sampler=sampler,
+        directions=["maximize", "minimize"],
+        load_if_exists=True,
+    )
+    if list(study.metric_names or []) != list(OBJECTIVE_NAMES):
+        with warnings.catch_warnings():  # set_metric_names is "experimental" since Optuna 3.2
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(OBJECTIVE_NAMES))
+    return study
+
+
+def feasible_trials(study: optuna.Study) -> list[FrozenTrial]:
+    return [
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if constraint_values(t)[0] <= 0
+    ]
+
+
+def best_feasible_trial(study: optuna.Study) -> FrozenTrial | None:
+    """Most accurate trial within the budget (ties: the faster one)."""
+    trials = feasible_trials(study)
+    if not trials:
+        return None
+    return max(trials, key=lambda t: (t.values[0], -t.values[1]))
+
+
+def dashboard_command(storage: str) -> str:
+    return f"optuna-dashboard {storage} --host 127.0.0.1 --port 8080"

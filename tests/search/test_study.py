@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from nas.space import Arch
+from nas.search._objective import Objective, suggest_arch
+from nas.search._study import (
+    best_feasible_trial,
+    constraint_values,
+    feasible_trials,
+    make_sampler,
+    open_study,
+)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _latency(arch) -> float:
+    # monotone in size: deeper/wider/bigger kernels cost more
+    return arch.resolution / 4 + sum(b.kernel + b.expand + 2 * b.se for b in arch.blocks)
+
+
+def _accuracy(arch) -> float:
+    return 0.5 + 0.01 * sum(b.kernel + b.expand for b in arch.blocks) + 0.001 * arch.resolution
+
+
+@pytest.mark.parametrize("sampler", ["nsga2", "tpe", "random"])
+def test_constraint_and_best_feasible(tmp_path, tiny_space, sampler):
+    budget = 40.0
+    study = open_study(f"sqlite:///{tmp_path}/s.db", "t", make_sampler(sampler, seed=0))
+    calls = []
+
+    def accuracy(arch):
+        calls.append(arch)
+        return _accuracy(arch)
+
+    study.optimize(Objective(tiny_space, budget, _latency, accuracy, num_classes=10), n_trials=25)
+    assert study.metric_names == ["accuracy", "latency_ms"]
+    trials = study.trials
+    for t in trials:
+        assert constraint_values(t)[0] == pytest.approx(t.user_attrs["latency_ms"] - budget)
+        assert t.user_attrs["params"] > 0 and t.user_attrs["madds"] > 0
+        assert Arch.from_json(t.user_attrs["arch_json"]) in tiny_space
+    feasible = feasible_trials(study)
+    assert all(t.values[1] <= budget for t in feasible)
+    best = best_feasible_trial(study)
+    assert best is not None and best.values[0] == max(t.values[0] for t in feasible)
+    # identical archs are evaluated once
+    assert len(calls) == len({t.user_attrs["arch"] for t in trials})
+
+
+def test_duplicates_reuse_scores(tmp_path, tiny_space):
+    study = open_study(f"sqlite:///{tmp_path}/s.db", "d", make_sampler("random", seed=0))
+    calls = []
+    fixed = tiny_space.smallest()
+
+    def accuracy(arch):
+        calls.append(arch)
+        return 0.7
+
+    objective = Objective(tiny_space, 100.0, _latency, accuracy, num_classes=10)
+    study.enqueue_trial({})
+    study.optimize(objective, n_trials=1)
+    params = study.trials[0].params
+    study.enqueue_trial(params)
+    study.optimize(objective, n_trials=1)
+    assert len(calls) == 1
+    assert study.trials[1].user_attrs["duplicate_of"] == 0
+    assert study.trials[1].values == study.trials[0].values
+    assert fixed in tiny_space
+
+
+def test_trial_without_latency_is_infeasible():
+    trial = optuna.trial.create_trial(values=[0.5, 1.0], user_attrs={})
+    assert constraint_values(trial)[0] == float("inf")
+
+
+def test_resume_keeps_trials(tmp_path, tiny_space):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    objective = Objective(tiny_space, 40.0, _latency, _accuracy, num_classes=10)
+    open_study(storage, "r", make_sampler("nsga2", 0)).optimize(objective, n_trials=5)
+    study = open_study(storage, "r", make_sampler("nsga2", 0))
+    assert len(study.trials) == 5
+    study.optimize(objective, n_trials=3)
+    assert len(open_study(storage, "r", make_sampler("nsga2", 0)).trials) == 8
+
+
+def test_suggest_arch_covers_space(tiny_space):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1), directions=["maximize", "minimize"])
+    seen = set()
+    for _ in range(30):
+        trial = study.ask()
+        arch = suggest_arch(trial, tiny_space)
+        tiny_space.check(arch)
+        seen.add(arch.depths)
+        study.tell(trial, [0.0, 0.0])
+    assert len(seen) > 1
+
+
+def test_unknown_sampler():
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        make_sampler("cmaes", 0)
