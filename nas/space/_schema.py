@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BeforeValidator, ConfigDict, StrictBool, StrictInt, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, StrictBool, StrictInt, TypeAdapter, ValidationError
 from pydantic import field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
@@ -72,33 +72,39 @@ def _choices(values: tuple[Any, ...], allowed: tuple[Any, ...] | None = None) ->
     return values
 
 
+def _positive(v: int) -> int:
+    if v <= 0:
+        raise ValueError(f"must be positive, got {v}")
+    return v
+
+
+def _member(allowed: tuple[Any, ...]):
+    def check(v: Any) -> Any:
+        if v not in allowed:
+            raise ValueError(f"{v!r} not in {_fmt_set(allowed)}")
+        return v
+
+    return check
+
+
+def _sorted_choices(allowed: tuple[Any, ...] | None = None):
+    def check(v: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(sorted(_choices(v, allowed)))
+
+    return check
+
+
+PositiveInt = Annotated[StrictInt, AfterValidator(_positive)]
+Stride = Annotated[StrictInt, AfterValidator(_member(ALLOWED_STRIDES))]
+SearchAct = Annotated[str, AfterValidator(_member(ALLOWED_SEARCH_ACTS))]
+
+
 @dataclass(frozen=True, config=_CFG)
 class StemConfig:
-    out_channels: StrictInt
-    kernel: StrictInt = 3
-    stride: StrictInt = 2
-    act: str = "hswish"
-
-    @field_validator("out_channels", "kernel")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError(f"must be positive, got {v}")
-        return v
-
-    @field_validator("stride")
-    @classmethod
-    def _stride(cls, v: int) -> int:
-        if v not in ALLOWED_STRIDES:
-            raise ValueError(f"{v} not in {_fmt_set(ALLOWED_STRIDES)}")
-        return v
-
-    @field_validator("act")
-    @classmethod
-    def _act(cls, v: str) -> str:
-        if v not in ALLOWED_SEARCH_ACTS:
-            raise ValueError(f"{v!r} not in {_fmt_set(ALLOWED_SEARCH_ACTS)}")
-        return v
+    out_channels: PositiveInt
+    kernel: PositiveInt = 3
+    stride: Stride = 2
+    act: SearchAct = "hswish"
 
 
 @dataclass(frozen=True, config=_CFG)
@@ -108,28 +114,14 @@ class StageConfig:
     Each list is the set of choices; a one-element list fixes that choice.
     """
 
-    out_channels: StrictInt
-    stride: StrictInt
+    out_channels: PositiveInt
+    stride: Stride
     depths: tuple[StrictInt, ...]
-    kernels: tuple[StrictInt, ...]
+    kernels: Annotated[tuple[StrictInt, ...], AfterValidator(_sorted_choices(ALLOWED_KERNELS))]
     expansions: tuple[Number, ...]
-    se: tuple[StrictBool, ...] = (False,)
+    se: Annotated[tuple[StrictBool, ...], AfterValidator(_sorted_choices())] = (False,)
     acts: tuple[str, ...] = ("relu",)
     name: str = ""
-
-    @field_validator("out_channels")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError(f"must be positive, got {v}")
-        return v
-
-    @field_validator("stride")
-    @classmethod
-    def _stride(cls, v: int) -> int:
-        if v not in ALLOWED_STRIDES:
-            raise ValueError(f"{v} not in {_fmt_set(ALLOWED_STRIDES)}")
-        return v
 
     @field_validator("depths")
     @classmethod
@@ -140,11 +132,6 @@ class StageConfig:
             raise ValueError(f"depths must be >= 1, got {bad}")
         return tuple(sorted(v))
 
-    @field_validator("kernels")
-    @classmethod
-    def _kernels(cls, v: tuple[int, ...]) -> tuple[int, ...]:
-        return tuple(sorted(_choices(v, ALLOWED_KERNELS)))
-
     @field_validator("expansions")
     @classmethod
     def _expansions(cls, v: tuple[float, ...]) -> tuple[float, ...]:
@@ -153,11 +140,6 @@ class StageConfig:
         if bad:
             raise ValueError(f"expansion ratios must be in [1, 8], got {bad}")
         return tuple(sorted(v))
-
-    @field_validator("se")
-    @classmethod
-    def _se(cls, v: tuple[bool, ...]) -> tuple[bool, ...]:
-        return tuple(sorted(_choices(v)))
 
     @field_validator("acts")
     @classmethod
@@ -173,39 +155,18 @@ class StageConfig:
 
 @dataclass(frozen=True, config=_CFG)
 class HeadConfig:
-    final_channels: StrictInt
-    final_act: str = "hswish"
-    pool: str = "avg"
+    final_channels: PositiveInt
+    final_act: SearchAct = "hswish"
+    pool: Annotated[str, AfterValidator(_member(ALLOWED_POOLS))] = "avg"
     classifier_channels: StrictInt = 0
-    classifier_act: str = "hswish"
+    classifier_act: SearchAct = "hswish"
     dropout: Number = 0.2
-
-    @field_validator("final_channels")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError(f"must be positive, got {v}")
-        return v
 
     @field_validator("classifier_channels")
     @classmethod
     def _non_negative(cls, v: int) -> int:
         if v < 0:
             raise ValueError(f"must be >= 0 (0 = no hidden layer), got {v}")
-        return v
-
-    @field_validator("final_act", "classifier_act")
-    @classmethod
-    def _act(cls, v: str) -> str:
-        if v not in ALLOWED_SEARCH_ACTS:
-            raise ValueError(f"{v!r} not in {_fmt_set(ALLOWED_SEARCH_ACTS)}")
-        return v
-
-    @field_validator("pool")
-    @classmethod
-    def _pool(cls, v: str) -> str:
-        if v not in ALLOWED_POOLS:
-            raise ValueError(f"{v!r} not in {_fmt_set(ALLOWED_POOLS)}")
         return v
 
     @field_validator("dropout")
@@ -224,11 +185,11 @@ class SpaceConfig:
     stem: StemConfig
     stages: tuple[StageConfig, ...]
     head: HeadConfig
-    base_resolution: StrictInt
+    base_resolution: PositiveInt
     resolutions: tuple[StrictInt, ...]
     width_multipliers: tuple[Number, ...] = (1.0,)
-    in_channels: StrictInt = 3
-    se_reduction: StrictInt = 4
+    in_channels: PositiveInt = 3
+    se_reduction: PositiveInt = 4
     description: str = ""
 
     @field_validator("name")
@@ -243,13 +204,6 @@ class SpaceConfig:
     def _stages(cls, v: tuple[StageConfig, ...]) -> tuple[StageConfig, ...]:
         if not v:
             raise ValueError("must list at least one stage")
-        return v
-
-    @field_validator("base_resolution", "in_channels", "se_reduction")
-    @classmethod
-    def _positive(cls, v: int) -> int:
-        if v <= 0:
-            raise ValueError(f"must be positive, got {v}")
         return v
 
     @field_validator("resolutions")
