@@ -101,3 +101,15 @@ def test_suggest_arch_covers_space(tiny_space):
 def test_unknown_sampler():
     with pytest.raises(ValueError, match="sampler must be one of"):
         make_sampler("cmaes", 0)
+
+
+def test_enqueued_arch_comes_back(tiny_space):
+    from nas.search._params import arch_to_params
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for seed in range(5):
+        arch = tiny_space.sample(seed)
+        study.enqueue_trial(arch_to_params(arch, tiny_space))
+        trial = study.ask()
+        assert suggest_arch(trial, tiny_space) == arch
+        study.tell(trial, [0.0, 0.0])

@@ -1,0 +1,103 @@
+"""``python -m nas.search --device pixel_cpu --budget 20ms``: the whole pipeline in one command.
+
+1. checks the device table, budget, space and data (all before any compute);
+2. reuses the supernet of (space, data) from ``runs/supernets/`` or trains one with the default
+   recipe (progress shown);
+3. runs (or resumes) a multi-objective Optuna study: maximise validation accuracy of BN-recalibrated
+   subnets, minimise predicted latency, latency <= budget as a hard constraint;
+4. exports the best feasible subnet (ONNX checked against PyTorch, a torch.export program, weights,
+   arch JSON), writes ``result.json``, ``report.md`` and the Pareto plots, and prints the
+   ``optuna-dashboard`` command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from nas.errors import ArchError, ConfigError, DataError
+from nas.latency import LatencyTableError
+from nas.search._run import SearchConfig
+from nas.search._study import SAMPLERS
+from nas.supernet import CheckpointError
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = SearchConfig(device="", budget="")
+    p = argparse.ArgumentParser(
+        prog="python -m nas.search",
+        description="Find the most accurate MobileNetV3-style network within a latency budget on a device.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--device", required=True, help="latency table name (pixel_cpu, host, ...) or a table JSON file")
+    p.add_argument("--budget", required=True, help="latency budget: 20ms, 0.02s, 20 (= ms)")
+    p.add_argument("--space", default=d.space, help="search space name or YAML file")
+    p.add_argument("--data", default=d.data, help="fashion-mnist | cifar | image-folder | a data directory")
+    p.add_argument("--data-dir", default=None, help="directory for --data fashion-mnist/cifar/image-folder")
+    p.add_argument("--trials", type=int, default=d.trials, help="finished trials the study should have")
+    p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler)
+    p.add_argument("--storage", default=None,
+                   help="any Optuna storage URL (default: sqlite:///RUN_DIR/study.db; postgresql://... for teams)")
+    p.add_argument("--run-dir", default=None, help="output directory [runs/SPACE-DATA-DEVICE-BUDGET]")
+    p.add_argument("--supernet", default=None,
+                   help="supernet run directory or checkpoint [runs/supernets/SPACE-DIGEST-DATA]")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--epochs", type=int, default=None, help="supernet epochs if one must be trained [recipe]")
+    p.add_argument("--val-limit", type=int, default=None, help="score each subnet on this many validation images [all]")
+    p.add_argument("--calib-images", type=int, default=d.calib_images, help="BN recalibration images per subnet")
+    p.add_argument("--smoke", action="store_true", help="tiny supernet training and search, to check the set-up")
+    p.add_argument("--no-export", action="store_true", help="skip exporting the best subnet")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads [torch's default]")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    from nas.search._pipeline import run_pipeline
+
+    try:
+        cfg = SearchConfig(
+            device=args.device,
+            budget=args.budget,
+            space=args.space,
+            data=args.data,
+            data_dir=args.data_dir,
+            trials=args.trials,
+            sampler=args.sampler,
+            storage=args.storage,
+            run_dir=args.run_dir,
+            supernet=args.supernet,
+            seed=args.seed,
+            epochs=args.epochs,
+            smoke=args.smoke,
+            val_limit=args.val_limit,
+            calib_images=args.calib_images,
+            export=not args.no_export,
+        )
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        start = time.perf_counter()
+        result = run_pipeline(cfg, progress=not args.no_progress, log=print)
+    except (ConfigError, ArchError, DataError, LatencyTableError, CheckpointError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished trials are in the study storage; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    print(f"done in {time.perf_counter() - start:.0f} s: {json.dumps(result.get('best', {}).get('arch'))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""The pipeline behind ``python -m nas.search``: inputs -> supernet -> study -> exported result."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from nas.cost import network_cost
+from nas.data import DataSplits
+from nas.evaluate import calibration_batches, eval_resolution, evaluate_arch
+from nas.search._plots import write_pareto_plots
+from nas.search._report import write_report, write_result
+from nas.search._run import SearchConfig, SearchInputs, prepare, run_study, supernet_dir
+from nas.search._study import best_feasible_trial, dashboard_command, feasible_trials
+from nas.space import Arch
+from nas.supernet import Checkpoint, Supernet, calibrated_subnet, checkpoint_path, load_supernet
+
+__all__ = ["run_pipeline", "ensure_supernet", "make_accuracy_fn", "finalize"]
+
+#: Supernet recipe overrides for ``--smoke`` (minutes on 2 CPU cores, not a useful supernet).
+SMOKE_TRAIN = {"subset": 1024, "val_subset": 500, "calib_images": 256, "epochs": 1, "n_random": 1}
+
+
+def ensure_supernet(
+    inputs: SearchInputs, *, progress: bool, log: Callable[[str], None]
+) -> tuple[Supernet, Checkpoint, dict[str, Any]]:
+    """Load the supernet of (space, data), training or finishing it with the default recipe."""
+    from nas.train import TrainConfig, train_supernet
+
+    cfg, space = inputs.cfg, inputs.space
+    sdir = supernet_dir(cfg, space)
+    path = checkpoint_path(sdir)
+    info: dict[str, Any] = {"dir": str(sdir), "trained_now": False, "train_seconds": 0.0}
+    overrides: dict[str, Any] = dict(SMOKE_TRAIN) if cfg.smoke else {}
+    if cfg.epochs:
+        overrides["epochs"] = cfg.epochs
+    tcfg = TrainConfig(space=cfg.space, data=cfg.data, data_dir=cfg.data_dir, **overrides)
+    resume = False
+    if path.exists():
+        supernet, ckpt = load_supernet(path, space=space, num_classes=inputs.splits.num_classes)
+        target = cfg.epochs or int(ckpt.settings.get("epochs", tcfg.epochs))
+        if ckpt.epoch >= target:
+            log(f"supernet: reusing {path} ({ckpt.epoch} epochs, trained at "
+                f"{ckpt.train_resolution or 'each arch'}'s resolution)")
+            return supernet, ckpt, info
+        log(f"supernet: {path} has {ckpt.epoch}/{target} epochs; resuming its training")
+        resume = True
+    else:
+        log(f"supernet: none for ({space.name}, {inputs.splits.name}) yet; training one in {sdir} "
+            f"with the default recipe ({tcfg.epochs} epochs at {tcfg.resolution or 'arch'} px)")
+    start = time.perf_counter()
+    given = set(overrides) if resume else None
+    train_supernet(tcfg, sdir, resume=resume, given=given, progress=progress, splits=inputs.splits)
+    info.update(trained_now=True, train_seconds=round(time.perf_counter() - start, 1))
+    supernet, ckpt = load_supernet(path, space=space, num_classes=inputs.splits.num_classes)
+    return supernet, ckpt, info
+
+
+def make_accuracy_fn(
+    supernet: Supernet, ckpt: Checkpoint, splits: DataSplits, *, calib_images: int, val_limit: int | None, seed: int
+) -> Callable[[Arch], float]:
+    """Validation top-1 (%) of a subnet with inherited weights, BN recalibrated first.
+
+    The calibration images are drawn once per evaluation resolution and shared by every subnet.
+    """
+    cache: dict[int, list] = {}
+
+    def accuracy(arch: Arch) -> float:
+        res = eval_resolution(ckpt, arch)
+        if res not in cache:
+            cache[res] = calibration_batches(splits, images=calib_images, resolution=res, seed=seed,
+                                             channels_last=True)
+        score = evaluate_arch(supernet, arch, splits, resolution=res, limit=val_limit, calib_batches=cache[res],
+                              channels_last=True)
+        return score.top1
+
+    return accuracy
+
+
+def _measured_latency(inputs: SearchInputs, onnx_path: Path, resolution: int) -> float | None:
+    """End-to-end latency of the exported model, when the table was measured on this machine."""
+    from nas.latency import host_device_name
+
+    if inputs.table.header.method != "measured" or inputs.table.device != host_device_name():
+        return None
+    from nas.latency._measure import Timer
+    from nas.latency._validate import settings_of
+
+    timer = Timer(settings_of(inputs.table))
+    timing = timer.time_models([(onnx_path.read_bytes(), (1, inputs.space.config.in_channels, resolution, resolution))])
+    return float(timing[0].ms)
+
+
+def finalize(
+    inputs: SearchInputs,
+    study: optuna.Study,
+    supernet: Supernet,
+    ckpt: Checkpoint,
+    supernet_info: dict[str, Any],
+    *,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Export the best feasible subnet and write result.json, report.md and the Pareto plots."""
+    cfg, space, splits, run_dir = inputs.cfg, inputs.space, inputs.splits, inputs.run_dir
+    table = inputs.table
+    train_res = ckpt.train_resolution
+    deploy = f"{min(space.config.resolutions)}-{max(space.config.resolutions)} px"
+    proxy = train_res is not None and train_res not in space.config.resolutions
+    completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    best_trial = best_feasible_trial(study)
+    result: dict[str, Any] = {
+        "space": space.name,
+        "space_digest": space.digest,
+        "device": table.device,
+        "budget_ms": inputs.budget_ms,
+        "floor_ms": round(inputs.floor_ms, 4),
+        "table": {
+            "method": table.header.method,
+            "description": table.header.description,
+            "runtime": table.header.runtime,
+            "runtime_version": table.header.runtime_version,
+            "threads": table.header.intra_op_threads,
+            "cpu": table.header.cpu,
+        },
+        "data": {"name": splits.name, "source": splits.source, "description": splits.describe(),
+                 "num_classes": splits.num_classes},
+        "resolutions": {"train": train_res if train_res is not None else "each arch's own", "deploy": deploy,
+                        "proxy": proxy},
+        "accuracy_note": (
+            f"top-1 on the validation split at the {train_res} px training resolution: a proxy for accuracy "
+            f"at the deployment resolution" if proxy else "top-1 on the validation split at each arch's resolution"
+        ),
+        "supernet": {**supernet_info, "epochs": ckpt.epoch, "checkpoint": str(checkpoint_path(supernet_info["dir"]))},
+        "search": {
+            "sampler": cfg.sampler,
+            "seed": cfg.seed,
+            "storage": inputs.storage,
+            "study_name": inputs.study_name,
+            "completed_trials": len(completed),
+            "feasible_trials": len(feasible_trials(study)),
+            "seconds": study.user_attrs.get("last_search_seconds"),
+        },
+        "dashboard": dashboard_command(inputs.storage),
+        "best": None,
+        "exported": None,
+    }
+    if best_trial is not None:
+        arch = Arch.from_json(best_trial.user_attrs["arch_json"])
+        spec = space.resolve(arch, splits.num_classes)
+        cost = network_cost(spec)
+        test_acc = None
+        if splits.test is not None:
+            test_acc = evaluate_arch(supernet, arch, splits, resolution=eval_resolution(ckpt, arch), split="test",
+                                     calib_images=cfg.calib_images, seed=cfg.seed).top1
+        best = {
+            "trial": best_trial.number,
+            "arch": arch.to_string(),
+            "arch_json": arch.to_dict(),
+            "val_accuracy": best_trial.values[0],
+            "test_accuracy": test_acc,
+            "eval_resolution": eval_resolution(ckpt, arch),
+            "deploy_resolution": arch.resolution,
+            "predicted_latency_ms": best_trial.values[1],
+            "params": cost.params,
+            "madds": cost.madds,
+            "measured_latency_ms": None,
+        }
+        result["best"] = best
+        if cfg.export:
+            res = eval_resolution(ckpt, arch)
+            calib = calibration_batches(splits, images=cfg.calib_images, resolution=res, seed=cfg.seed)
+            net, _ = calibrated_subnet(supernet, arch, calib)
+            from nas.export import export_network
+
+            exported = export_network(
+                net.eval(), run_dir / "best", arch=arch, resolution=arch.resolution,
+                extra={"train_resolution": train_res, "deploy_resolution": arch.resolution,
+                       "data_mean": list(splits.mean), "data_std": list(splits.std), "classes": list(splits.classes)},
+            )
+            result["exported"] = exported.to_dict()
+            best["measured_latency_ms"] = _measured_latency(inputs, exported.onnx_path, arch.resolution)
+    label = f"val top-1 % ({'proxy, ' if proxy else ''}{train_res or 'own'} px)"
+    html, png = write_pareto_plots(
+        study, run_dir, budget_ms=inputs.budget_ms, accuracy_label=label,
+        title=f"{space.name} on {table.device} ({table.header.method}), budget {inputs.budget_ms:g} ms",
+        best_number=best_trial.number if best_trial is not None else None,
+    )
+    result["plots"] = {"html": str(html), "png": str(png)}
+    write_result(run_dir, result)
+    write_report(run_dir, result)
+    return result
+
+
+def run_pipeline(
+    cfg: SearchConfig,
+    *,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    splits: DataSplits | None = None,
+) -> dict[str, Any]:
+    inputs = prepare(cfg, splits=splits)
+    table = inputs.table
+    log(f"device {table.device}: {table.header.method} table ({table.header.description}); "
+        f"budget {inputs.budget_ms:g} ms; fastest member {inputs.floor_ms:.2f} ms")
+    log(f"data: {inputs.splits.describe()}")
+    log(f"run dir: {inputs.run_dir}; study {inputs.study_name!r} in {inputs.storage}")
+    supernet, ckpt, info = ensure_supernet(inputs, progress=progress, log=log)
+    train_res = ckpt.train_resolution
+    log(f"resolutions: accuracy measured at the {train_res or 'arch'} px training resolution; latency predicted "
+        f"at each arch's deployment resolution ({min(inputs.space.config.resolutions)}-"
+        f"{max(inputs.space.config.resolutions)} px)" + ("; accuracy is a proxy" if train_res else ""))
+    accuracy = make_accuracy_fn(supernet, ckpt, inputs.splits, calib_images=cfg.calib_images,
+                                val_limit=cfg.val_limit, seed=cfg.seed)
+    study = run_study(inputs, accuracy, progress=progress)
+    result = finalize(inputs, study, supernet, ckpt, info, log=log)
+    best = result["best"]
+    if best:
+        log(f"best within {inputs.budget_ms:g} ms: {best['arch']}")
+        log(f"  val top-1 {best['val_accuracy']:.2f}% (proxy at {best['eval_resolution']} px), predicted "
+            f"{best['predicted_latency_ms']:.2f} ms at {best['deploy_resolution']} px, {best['params']:,} params, "
+            f"{best['madds'] / 1e6:.1f} M MAdds"
+            + (f", measured {best['measured_latency_ms']:.2f} ms here" if best.get("measured_latency_ms") else ""))
+    log(f"outputs: {inputs.run_dir}/result.json, report.md, pareto.html, pareto.png, best/")
+    log(f"browse the Pareto front: {result['dashboard']}")
+    return result

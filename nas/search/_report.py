@@ -1,0 +1,79 @@
+"""Outputs of a finished search: result.json, report.md (the plots are in _plots.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_result", "write_report"]
+
+
+def write_result(run_dir: Path, result: dict[str, Any]) -> Path:
+    path = run_dir / "result.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
+
+
+def _fmt(value: Any, spec: str = "") -> str:
+    if value is None:
+        return "n/a"
+    return format(value, spec) if spec else str(value)
+
+
+def write_report(run_dir: Path, result: dict[str, Any]) -> Path:
+    """A short human-readable summary; every figure comes from ``result``."""
+    best = result.get("best") or {}
+    res = result["resolutions"]
+    lines = [
+        f"# NAS result: {result['space']} on {result['device']} within {result['budget_ms']:g} ms",
+        "",
+        f"- Device table: `{result['device']}` ({result['table']['method']}"
+        + (", an estimate calibrated from published Pixel-1 data, not a measurement on a phone"
+           if result["table"]["method"] == "estimated" else ", measured with ONNX Runtime")
+        + f"; {result['table']['runtime']} {result['table']['runtime_version']}, "
+        f"{result['table']['threads']} thread(s)).",
+        f"- Data: {result['data']['description']}.",
+        f"- Accuracy is top-1 on the validation split at the **training resolution {res['train']} px**; "
+        f"latency is predicted at the **deployment resolution** of each arch ({res['deploy']})."
+        + (" The accuracy is therefore a **proxy** for accuracy at deployment resolution." if res["proxy"] else ""),
+        f"- Search: {result['search']['sampler']} sampler, {result['search']['completed_trials']} completed trials "
+        f"({result['search']['feasible_trials']} within budget), study `{result['search']['study_name']}` in "
+        f"`{result['search']['storage']}`.",
+        f"- Fastest member of the space on this device: {result['floor_ms']:.2f} ms.",
+        "",
+        "## Best architecture within the budget",
+        "",
+    ]
+    if best:
+        lines += [
+            f"`{best['arch']}`",
+            "",
+            "| metric | value |",
+            "| --- | --- |",
+            f"| validation top-1 (proxy, {res['train']} px) | {best['val_accuracy']:.2f} % |",
+            f"| test top-1 (proxy, {res['train']} px) | {_fmt(best.get('test_accuracy'), '.2f')} % |",
+            f"| predicted latency at {best['deploy_resolution']} px | {best['predicted_latency_ms']:.2f} ms |",
+            f"| measured latency of the exported ONNX model on this machine | "
+            f"{_fmt(best.get('measured_latency_ms'), '.2f')} ms |",
+            f"| parameters | {best['params']:,} |",
+            f"| multiply-adds at {best['deploy_resolution']} px | {best['madds'] / 1e6:.1f} M |",
+            "",
+        ]
+    else:
+        lines += ["No trial met the budget.", ""]
+    exported = result.get("exported") or {}
+    if exported:
+        lines += [
+            "## Files",
+            "",
+            f"- `best/model.onnx` (ONNX Runtime vs PyTorch max |diff| = {exported['onnx_max_abs_diff']:.2e})",
+            "- `best/model.pt`: `torch.export.load(open('best/model.pt', 'rb')).module()` — no search code needed",
+            "- `best/weights.pt`: spec + arch + state dict for fine-tuning (`nas.export.load_weights`)",
+            "- `best/arch.json`, `result.json`, `pareto.html`, `pareto.png`",
+            "",
+        ]
+    lines += ["## Browse every trial", "", "```", result["dashboard"], "```", ""]
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path
