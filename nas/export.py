@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,8 @@ def export_onnx(model: torch.nn.Module, path: Path, example: torch.Tensor) -> Pa
     """Write ``model`` as a single-file ONNX model with a dynamic batch dimension."""
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # dynamo=False is deliberate (see below)
         torch.onnx.export(
             model,
             (example,),

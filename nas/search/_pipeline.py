@@ -23,7 +23,7 @@ from nas.supernet import Checkpoint, Supernet, calibrated_subnet, checkpoint_pat
 __all__ = ["run_pipeline", "ensure_supernet", "make_accuracy_fn", "finalize"]
 
 #: Supernet recipe overrides for ``--smoke`` (minutes on 2 CPU cores, not a useful supernet).
-SMOKE_TRAIN = {"subset": 1024, "val_subset": 500, "calib_images": 256, "epochs": 1, "n_random": 1}
+SMOKE_TRAIN = {"subset": 1024, "batch_size": 64, "val_subset": 256, "calib_images": 256, "epochs": 1, "n_random": 1}
 
 
 def ensure_supernet(

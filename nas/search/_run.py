@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -160,12 +161,14 @@ def _rdb_storage(url: str) -> optuna.storages.BaseStorage | str:
     """RDB storages get a heartbeat so a trial left RUNNING by a killed process is failed
     (and retried) instead of blocking the study forever."""
     if url.startswith(("sqlite:", "postgresql", "mysql")):
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=30,
-            grace_period=90,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
-        )
+        with warnings.catch_warnings():  # the heartbeat API is flagged "experimental" by Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=30,
+                grace_period=90,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+            )
     return url
 
 

@@ -1,0 +1,40 @@
+"""Multi-objective search (accuracy vs predicted latency under a budget) with Optuna.
+
+``python -m nas.search --device pixel_cpu --budget 20ms`` runs the whole pipeline; the pieces are
+importable for other drivers (the Ray backend uses the same objective and storage).
+"""
+
+from nas.search._objective import Objective, suggest_arch
+from nas.search._params import arch_to_params
+from nas.search._run import BudgetError, SearchConfig, SearchInputs, prepare, run_study
+from nas.search._study import (
+    CONSTRAINT_NAME,
+    OBJECTIVE_NAMES,
+    SAMPLERS,
+    best_feasible_trial,
+    constraint_values,
+    dashboard_command,
+    feasible_trials,
+    make_sampler,
+    open_study,
+)
+
+__all__ = [
+    "CONSTRAINT_NAME",
+    "OBJECTIVE_NAMES",
+    "SAMPLERS",
+    "BudgetError",
+    "Objective",
+    "SearchConfig",
+    "SearchInputs",
+    "arch_to_params",
+    "best_feasible_trial",
+    "constraint_values",
+    "dashboard_command",
+    "feasible_trials",
+    "make_sampler",
+    "open_study",
+    "prepare",
+    "run_study",
+    "suggest_arch",
+]

@@ -1,0 +1,127 @@
+"""End to end on a tiny space, synthetic data and a synthetic table: train, search, resume, export."""
+
+from __future__ import annotations
+
+import json
+
+import onnxruntime as ort
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from nas.data import load_data
+from nas.search._pipeline import run_pipeline
+from nas.search._run import BudgetError, SearchConfig, prepare
+from nas.search._study import open_study, make_sampler
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return load_data("synthetic", synthetic_size=384, channels=3)
+
+
+def _cfg(tmp_path, tiny_space_file, fake_table, **changes) -> SearchConfig:
+    values = dict(
+        device=str(fake_table), budget="2.5ms", space=str(tiny_space_file), data="synthetic",
+        trials=6, run_dir=str(tmp_path / "run"), supernet=str(tmp_path / "supernet"), smoke=True,
+        calib_images=64, val_limit=64, seed=0,
+    )
+    values.update(changes)
+    return SearchConfig(**values)
+
+
+@pytest.mark.slow
+def test_search_end_to_end_and_resume(tmp_path, tiny_space_file, fake_table, splits):
+    logs: list[str] = []
+    cfg = _cfg(tmp_path, tiny_space_file, fake_table)
+    result = run_pipeline(cfg, progress=False, log=logs.append, splits=splits)
+    run = tmp_path / "run"
+    assert result["supernet"]["trained_now"]
+    best = result["best"]
+    assert best is not None and best["predicted_latency_ms"] <= 2.5
+    assert result["table"]["method"] == "estimated"
+    assert result["resolutions"]["proxy"] is True  # smoke supernet trains at the 32 px proxy
+    for name in ("result.json", "report.md", "pareto.html", "pareto.png", "study.db",
+                 "best/model.onnx", "best/model.pt", "best/weights.pt", "best/arch.json"):
+        assert (run / name).is_file(), name
+    on_disk = json.loads((run / "result.json").read_text())
+    assert on_disk["best"]["arch"] == best["arch"]
+    assert "proxy" in (run / "report.md").read_text()
+    assert any("optuna-dashboard sqlite:///" in line for line in logs)
+
+    # export parity: ONNX Runtime == PyTorch program on the same images
+    x = torch.randn(2, 3, best["deploy_resolution"], best["deploy_resolution"])
+    with open(run / "best" / "model.pt", "rb") as f:
+        program = torch.export.load(f).module()
+    session = ort.InferenceSession(str(run / "best" / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"images": x.numpy()})[0]
+    assert abs(got - program(x).detach().numpy()).max() <= 1e-4
+
+    # every trial recorded its arch, params, MAdds and latency; the budget is a stored constraint
+    study = open_study(result["search"]["storage"], result["search"]["study_name"], make_sampler("nsga2", 0))
+    done = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(done) == 6
+    for t in done:
+        assert {"arch", "params", "madds", "latency_ms"} <= set(t.user_attrs)
+        assert "latency_over_budget_ms" in t.constraints
+
+    # same command with more trials: resumes the study, reuses the supernet
+    result2 = run_pipeline(_cfg(tmp_path, tiny_space_file, fake_table, trials=9), progress=False,
+                           log=logs.append, splits=splits)
+    assert not result2["supernet"]["trained_now"]
+    assert result2["search"]["completed_trials"] == 9
+    numbers = [t.number for t in study.get_trials(states=(TrialState.COMPLETE,))]
+    assert numbers[:6] == [t.number for t in done]
+
+
+@pytest.mark.slow
+def test_interrupted_search_loses_only_the_trial_in_flight(tmp_path, tiny_space_file, fake_table, splits):
+    from nas.search._run import run_study
+
+    cfg = _cfg(tmp_path, tiny_space_file, fake_table, trials=6, export=False)
+    inputs = prepare(cfg, splits=splits)
+    calls = []
+
+    def accuracy(arch):
+        calls.append(arch)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # the user presses Ctrl-C during the 4th evaluation
+        return 50.0 + len(calls)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_study(inputs, accuracy, progress=False)
+    storage = optuna.storages.RDBStorage(inputs.storage)
+    study = optuna.load_study(study_name=inputs.study_name, storage=storage)
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 3
+    run_study(inputs, lambda arch: 60.0, progress=False)
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 6
+
+
+def test_unreachable_budget_fails_before_training(tmp_path, tiny_space_file, fake_table, splits):
+    cfg = _cfg(tmp_path, tiny_space_file, fake_table, budget="0.05ms")
+    with pytest.raises(BudgetError) as info:
+        run_pipeline(cfg, progress=False, log=lambda _: None, splits=splits)
+    assert "smallest latency" in str(info.value) and "0.37 ms" in str(info.value)
+    assert not (tmp_path / "supernet").exists()
+
+
+@pytest.mark.parametrize("budget", ["fast", "-3ms", "20 parsecs", ""])
+def test_malformed_budget(tmp_path, tiny_space_file, fake_table, splits, budget):
+    with pytest.raises(ValueError, match="budget"):
+        prepare(_cfg(tmp_path, tiny_space_file, fake_table, budget=budget), splits=splits)
+
+
+def test_unknown_device_lists_tables(tmp_path, tiny_space_file, splits):
+    from nas.latency import UnknownDeviceError
+
+    with pytest.raises(UnknownDeviceError, match="available"):
+        prepare(_cfg(tmp_path, tiny_space_file, "no_such_phone"), splits=splits)
+
+
+def test_cli_reports_errors_without_traceback(tmp_path, capsys):
+    from nas.search.__main__ import main
+
+    assert main(["--device", "no_such_phone", "--budget", "20ms", "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no latency table") and "Traceback" not in err
