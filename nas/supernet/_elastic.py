@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
-    "ElasticPointwise",
     "ElasticConv",
+    "ElasticBiasConv",
     "ElasticDepthwise",
     "ElasticBatchNorm2d",
     "ElasticSqueezeExcite",
@@ -25,16 +25,19 @@ __all__ = [
 ]
 
 
-def activation(x: torch.Tensor, name: str | None) -> torch.Tensor:
-    """The activations of the search spaces, functionally (``None``: linear)."""
+def activation(x: torch.Tensor, name: str | None, *, inplace: bool = False) -> torch.Tensor:
+    """The activations of the search spaces, functionally (``None``: linear).
+
+    ``inplace`` as the static layers do, for outputs nothing else holds (BN, linear outputs).
+    """
     if name is None:
         return x
     if name == "relu":
-        return F.relu(x)
+        return F.relu(x, inplace=inplace)
     if name == "hswish":
-        return F.hardswish(x)
+        return F.hardswish(x, inplace=inplace)
     if name == "relu6":
-        return F.relu6(x)
+        return F.relu6(x, inplace=inplace)
     raise ValueError(f"activation must be one of relu, relu6, hswish or None; got {name!r}")
 
 
@@ -46,10 +49,22 @@ def _kaiming_fan_out(weight: torch.Tensor, generator: torch.Generator | None) ->
         weight.normal_(0.0, std, generator=generator)
 
 
+def _like_input(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    # oneDNN picks a slow path when a channels-last input meets a sliced or transformed
+    # (non-channels-last) weight; one small copy of the weight is much cheaper.
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        weight = weight.contiguous(memory_format=torch.channels_last)
+        o, i, kh, kw = weight.shape
+        if i == 1:  # size-1 dim: make the strides say channels-last too, as .to(channels_last) does
+            weight = weight.as_strided(weight.shape, (kh * kw, 1, kw, 1))
+    return weight
+
+
 class ElasticConv(nn.Module):
     """A dense ``kernel x kernel`` conv (no bias) whose input and output channels are sliced.
 
-    Used for the stem (fixed kernel); ``forward(x, out_channels)`` takes the input width from ``x``.
+    The stem (fixed kernel) and every 1x1 conv (expansion, projection, final conv);
+    ``forward(x, out_channels)`` takes the input width from ``x``.
     """
 
     def __init__(self, max_in: int, max_out: int, *, kernel: int = 1, stride: int = 1) -> None:
@@ -70,15 +85,8 @@ class ElasticConv(nn.Module):
         return w
 
     def forward(self, x: torch.Tensor, out_channels: int) -> torch.Tensor:
-        w = self.active_weight(x.shape[1], out_channels)
+        w = _like_input(self.active_weight(x.shape[1], out_channels), x)
         return F.conv2d(x, w, None, self.stride, self.kernel // 2)
-
-
-class ElasticPointwise(ElasticConv):
-    """A 1x1 conv (expansion, projection, final conv) with sliced input and output channels."""
-
-    def __init__(self, max_in: int, max_out: int) -> None:
-        super().__init__(max_in, max_out, kernel=1, stride=1)
 
 
 def _transform_name(big: int, small: int) -> str:
@@ -91,10 +99,22 @@ class ElasticDepthwise(nn.Module):
     With ``kernel_transform`` each step down the kernel ladder (e.g. 7 -> 5 -> 3) passes the crop
     through a small learned ``k^2 x k^2`` matrix shared by all channels (once-for-all), initialised
     to the identity so an untrained transform is a plain crop.
+
+    ``skip_padding_taps`` drops the taps that can only multiply zero padding (maps smaller than
+    the kernel); it changes the cost, never the result (beyond float rounding).
     """
 
-    def __init__(self, max_channels: int, kernels: tuple[int, ...], *, stride: int, kernel_transform: bool) -> None:
+    def __init__(
+        self,
+        max_channels: int,
+        kernels: tuple[int, ...],
+        *,
+        stride: int,
+        kernel_transform: bool,
+        skip_padding_taps: bool = True,
+    ) -> None:
         super().__init__()
+        self.skip_padding_taps = skip_padding_taps
         if not kernels or any(k % 2 != 1 for k in kernels):
             raise ValueError(f"kernels must be a non-empty list of odd sizes, got {kernels!r}")
         self.kernels = tuple(sorted(kernels))
@@ -132,8 +152,17 @@ class ElasticDepthwise(nn.Module):
         return w
 
     def forward(self, x: torch.Tensor, kernel: int) -> torch.Tensor:
-        c = x.shape[1]
-        return F.conv2d(x, self.active_weight(c, kernel), None, self.stride, kernel // 2, 1, c)
+        c, h, w = x.shape[1:]
+        weight = _like_input(self.active_weight(c, kernel), x)
+        if self.skip_padding_taps and (h < kernel // 2 + 1 or w < kernel // 2 + 1):
+            # On a map smaller than the kernel's reach, taps further than side-1 from the centre
+            # only ever see zero padding: drop them. Same output shape and values (up to float
+            # summation order), much less work at proxy resolutions where late stages are 1x1/2x2.
+            kh, kw = min(kernel, 2 * h - 1), min(kernel, 2 * w - 1)
+            sh, sw = (kernel - kh) // 2, (kernel - kw) // 2
+            weight = weight[:, :, sh : sh + kh, sw : sw + kw]
+            return F.conv2d(x, weight, None, self.stride, (kh // 2, kw // 2), 1, c)
+        return F.conv2d(x, weight, None, self.stride, kernel // 2, 1, c)
 
 
 class ElasticBatchNorm2d(nn.Module):
@@ -199,7 +228,7 @@ class ElasticSqueezeExcite(nn.Module):
 
 
 class ElasticBiasConv(nn.Module):
-    """1x1 conv with bias (the SE layers), sliced like :class:`ElasticPointwise`."""
+    """1x1 conv with bias (the SE layers), sliced like :class:`ElasticConv`."""
 
     def __init__(self, max_in: int, max_out: int) -> None:
         super().__init__()

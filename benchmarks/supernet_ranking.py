@@ -1,0 +1,359 @@
+"""Does the supernet rank subnets as training them alone would?  And what does sharing cost?
+
+1. Train the supernet on Fashion-MNIST (the default recipe; reused if RUN_DIR already holds it).
+2. Pick N subnets spread evenly over the MAdds range (largest and smallest included).
+3. Inherited accuracy: each subnet extracted, BN recalibrated on 2000 training images, top-1 on
+   the validation split (also without recalibration, for the recalibration gain).
+4. Stand-alone accuracy: each subnet trained from scratch with the same recipe and budget, then
+   scored the same way (BN recalibrated on the same 2000 images).
+5. Kendall tau (tau-b) between the two, mean and largest-subnet gaps.
+6. Costs: per-subnet fwd+bwd step of the supernet vs the static network of the same arch
+   (largest, smallest); a whole sandwich step vs training the largest static net alone; BN
+   recalibration time of the largest subnet on 2000 images.
+
+Usage (2 CPU cores, a quiet machine):
+
+    python benchmarks/supernet_ranking.py                # full: about 2.5 h on 2 cores
+    python benchmarks/supernet_ranking.py --quick        # a few minutes: checks the pipeline only
+
+Results go to benchmarks/results/supernet_ranking[_quick].json and are printed as Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nas.cost import network_cost  # noqa: E402
+from nas.data import iterate_batches, load_data  # noqa: E402
+from nas.evaluate import calibration_batches, evaluate_arch, subnet_resolution, top1_accuracy  # noqa: E402
+from nas.nn import build_network  # noqa: E402
+from nas.space import Arch, BlockArch, SearchSpace, load_space  # noqa: E402
+from nas.supernet import Supernet, checkpoint_path, recalibrate_bn  # noqa: E402
+from nas.train import TrainConfig, soft_cross_entropy, train_static, train_supernet  # noqa: E402
+
+QUICK = dict(epochs=2, subset=2048, n_random=1, val_subset=1000, calib_images=500)
+
+
+def kendall_tau_b(a: list[float], b: list[float]) -> float:
+    """Kendall's tau-b (ties counted as in scipy.stats.kendalltau)."""
+    n = len(a)
+    concordant = discordant = ties_a = ties_b = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            da, db = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
+            if da == 0 and db == 0:
+                continue
+            if da == 0:
+                ties_a += 1
+            elif db == 0:
+                ties_b += 1
+            elif da == db:
+                concordant += 1
+            else:
+                discordant += 1
+    denom = np.sqrt((concordant + discordant + ties_a) * (concordant + discordant + ties_b))
+    return float((concordant - discordant) / denom) if denom else float("nan")
+
+
+def _biased_sample(space: SearchSpace, rng: np.random.Generator, t: float) -> Arch:
+    """A member whose every choice leans to the ``t`` quantile of its options (0 small, 1 large).
+
+    Uniform sampling crowds the middle of the MAdds range; leaning all choices together reaches
+    both ends, so the picked subnets cover the whole range.
+    """
+
+    def pick(values: tuple):
+        i = int(np.clip(np.rint(rng.normal(t * (len(values) - 1), 0.6)), 0, len(values) - 1))
+        return values[i]
+
+    cfg = space.config
+    stages = tuple(
+        tuple(
+            BlockArch(kernel=int(pick(st.kernels)), expand=float(pick(st.expansions)), se=bool(pick(st.se)),
+                      act=str(pick(st.acts)))
+            for _ in range(int(pick(st.depths)))
+        )
+        for st in cfg.stages
+    )
+    return Arch(space.name, int(pick(cfg.resolutions)), float(pick(cfg.width_multipliers)), stages)
+
+
+def pick_subnets(space: SearchSpace, num_classes: int, resolution: int | None, n: int, seed: int,
+                 scale: bool = False) -> list[Arch]:
+    """Smallest, largest, and n-2 members nearest to evenly spaced MAdds targets between them."""
+    rng = np.random.default_rng(seed)
+    pool = [_biased_sample(space, rng, t) for t in rng.uniform(0, 1, 3000)]
+
+    def madds(arch: Arch) -> int:
+        return network_cost(space.resolve(arch, num_classes, resolution=subnet_resolution(resolution, scale, arch, space.config.base_resolution))).madds
+
+    lo, hi = madds(space.smallest()), madds(space.largest())
+    costs = np.array([madds(a) for a in pool])
+    chosen: list[Arch] = [space.smallest()]
+    for target in np.linspace(lo, hi, n)[1:-1]:
+        order = np.argsort(np.abs(costs - target))
+        chosen.append(next(pool[i] for i in order if pool[i] not in chosen))
+    chosen.append(space.largest())
+    return chosen
+
+
+def _median_step_ms(fns: dict, x: torch.Tensor, y: torch.Tensor, repeats: int) -> dict[str, float]:
+    """Interleaved timing (so drifting machine load hits every variant alike); median in ms."""
+    times = {k: [] for k in fns}
+    for fn in fns.values():
+        fn(x, y)
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn(x, y)
+            times[name].append(time.perf_counter() - t0)
+    return {k: 1000 * statistics.median(v) for k, v in times.items()}
+
+
+def measure_costs(space: SearchSpace, cfg: TrainConfig, num_classes: int, splits, repeats: int) -> dict:
+    res = cfg.resolution
+    mf = torch.channels_last
+    out: dict = {"batch_size": cfg.batch_size, "resolution": res, "threads": torch.get_num_threads(),
+                 "repeats": repeats}
+    g = torch.Generator().manual_seed(0)
+
+    def inputs(arch: Arch) -> tuple[torch.Tensor, torch.Tensor]:
+        r = res or arch.resolution
+        return (torch.randn(cfg.batch_size, 3, r, r, generator=g).contiguous(memory_format=mf),
+                torch.randint(0, num_classes, (cfg.batch_size,), generator=g))
+
+    # 1. per-subnet step: supernet(x, arch) vs the static network of that arch (fwd + bwd)
+    supernets = {skip: Supernet(space, num_classes, skip_padding_taps=skip).train().to(memory_format=mf)
+                 for skip in (False, True)}
+    for label, arch in (("largest", space.largest()), ("smallest", space.smallest())):
+        static = build_network(space.resolve(arch, num_classes)).train().to(memory_format=mf)
+
+        def step(model, arch=arch):
+            def fn(x, y):
+                logits = model(x) if arch is None else model(x, arch)
+                F.cross_entropy(logits, y).backward()
+            return fn
+
+        ms = _median_step_ms({"static": step(static, None), "supernet_like_for_like": step(supernets[False]),
+                              "supernet": step(supernets[True])}, *inputs(arch), repeats)
+        out[f"step_ms_{label}"] = {k: round(v, 2) for k, v in ms.items()}
+        out[f"overhead_{label}"] = round(ms["supernet_like_for_like"] / ms["static"], 3)
+        out[f"overhead_{label}_as_trained"] = round(ms["supernet"] / ms["static"], 3)
+
+    # 2. a whole sandwich training step vs a training step of the largest static net alone
+    largest, smallest = space.largest(), space.smallest()
+    supernet = supernets[True]
+    opt_s = torch.optim.SGD(supernet.parameters(), lr=1e-3, momentum=0.9)
+    static = build_network(space.resolve(largest, num_classes)).train().to(memory_format=mf)
+    opt_l = torch.optim.SGD(static.parameters(), lr=1e-3, momentum=0.9)
+    rng = np.random.default_rng(0)
+
+    def sandwich(x, y):
+        opt_s.zero_grad(set_to_none=True)
+        logits = supernet(x, largest)
+        F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing).backward()
+        teacher = logits.detach().softmax(1)
+        for arch in [smallest] + [space.sample(rng) for _ in range(cfg.n_random)]:
+            xa = x if res else F.interpolate(x, size=arch.resolution, mode="bilinear").contiguous(memory_format=mf)
+            student = supernet(xa, arch)
+            w = cfg.distill_weight
+            (w * soft_cross_entropy(student, teacher)
+             + (1 - w) * F.cross_entropy(student, y, label_smoothing=cfg.label_smoothing)).backward()
+        opt_s.step()
+
+    def alone(x, y):
+        opt_l.zero_grad(set_to_none=True)
+        F.cross_entropy(static(x), y, label_smoothing=cfg.label_smoothing).backward()
+        opt_l.step()
+
+    ms = _median_step_ms({"sandwich": sandwich, "largest_alone": alone}, *inputs(largest), repeats)
+    out["sandwich_step_ms"] = round(ms["sandwich"], 1)
+    out["largest_alone_step_ms"] = round(ms["largest_alone"], 1)
+    out["sandwich_vs_largest_alone"] = round(ms["sandwich"] / ms["largest_alone"], 2)
+    out["sandwich_subnets_per_step"] = 2 + cfg.n_random
+
+    # 3. BN recalibration of the largest subnet on 2000 training images
+    r = res or largest.resolution
+    batches = calibration_batches(splits, images=2000, resolution=r, seed=0, channels_last=True)
+    t0 = time.perf_counter()
+    net = supernet.extract(largest).to(memory_format=mf)
+    extract_s = time.perf_counter() - t0
+    times = [recalibrate_bn(net, batches).seconds for _ in range(3)]
+    out["bn_recalibration_largest_2000_s"] = round(statistics.median(times), 3)
+    out["extract_largest_s"] = round(extract_s, 3)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help=f"tiny budget to check the pipeline: {QUICK}")
+    p.add_argument("--space", default="mobilenetv3_large")
+    p.add_argument("--resolution", default="32", help="proxy side, or 'arch'")
+    p.add_argument("--epochs", type=int, default=None, help="supernet and stand-alone epochs [recipe's]")
+    p.add_argument("--subset", type=int, default=None, help="training images per epoch [all]")
+    p.add_argument("--standalone-epochs", type=int, default=None, help="stand-alone epochs [the supernet's]")
+    p.add_argument("--standalone-subset", type=int, default=None, help="stand-alone images per epoch [the supernet's]")
+    p.add_argument("--fixed-resolution", action="store_true", help="every subnet at --resolution (no scaling)")
+    p.add_argument("--n-subnets", type=int, default=12)
+    p.add_argument("--run-dir", default=None, help="supernet run dir (reused when complete) [runs/bench_supernet]")
+    p.add_argument("--val-limit", type=int, default=None, help="validation images scored [all; quick: 1000]")
+    p.add_argument("--timing-repeats", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    overrides = dict(QUICK) if args.quick else {}
+    overrides["space"] = args.space
+    overrides["resolution"] = None if args.resolution == "arch" else int(args.resolution)
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    if args.subset is not None:
+        overrides["subset"] = args.subset
+    if args.fixed_resolution:
+        overrides["scale_resolution"] = False
+    cfg = TrainConfig(**overrides)
+    alone = {k: v for k, v in (("epochs", args.standalone_epochs), ("subset", args.standalone_subset)) if v}
+    alone_cfg = dataclasses.replace(cfg, **alone)
+    tag = "_quick" if args.quick else ""
+    run_dir = Path(args.run_dir or ROOT / "runs" / f"bench_supernet{tag}")
+    out_path = Path(args.out or ROOT / "benchmarks" / "results" / f"supernet_ranking{tag}.json")
+    val_limit = args.val_limit or (1000 if args.quick else None)
+    progress = not args.no_progress
+    started = time.time()
+
+    space = load_space(cfg.space)
+    splits = load_data(cfg.data, cfg.data_dir, seed=cfg.split_seed, channels=space.config.in_channels)
+    print(f"# {splits.describe()}\n# recipe {cfg.to_dict()}", file=sys.stderr)
+
+    # 1. supernet
+    t0 = time.perf_counter()
+    resume = checkpoint_path(run_dir).exists()
+    result = train_supernet(cfg, run_dir, resume=resume, given=set(overrides), progress=progress, splits=splits)
+    supernet_seconds = time.perf_counter() - t0
+    supernet = result.supernet
+
+    # 2-3. subnets and inherited accuracy
+    archs = pick_subnets(space, splits.num_classes, cfg.resolution, args.n_subnets, cfg.seed, cfg.scale_resolution)
+    rows = []
+    calib_cache: dict[int, list] = {}
+    for arch in archs:
+        res = subnet_resolution(cfg.resolution, cfg.scale_resolution, arch, space.config.base_resolution)
+        if res not in calib_cache:
+            calib_cache[res] = calibration_batches(splits, images=2000, resolution=res, seed=0, channels_last=True)
+        inherited = evaluate_arch(supernet, arch, splits, resolution=res, limit=val_limit,
+                                  calib_batches=calib_cache[res])
+        plain = evaluate_arch(supernet, arch, splits, resolution=res, limit=val_limit, recalibrate=False)
+        cost = network_cost(space.resolve(arch, splits.num_classes, resolution=res))
+        rows.append({"arch": arch.to_string(), "madds": cost.madds, "params": cost.params,
+                     "inherited_top1": round(inherited.top1, 2), "inherited_no_recal_top1": round(plain.top1, 2),
+                     "calibration_seconds": round(inherited.calibration_seconds, 3)})
+        print(f"inherited {inherited.top1:6.2f} (no recal {plain.top1:6.2f})  {cost.madds / 1e6:6.1f}M  {arch}",
+              file=sys.stderr)
+
+    # 4. stand-alone training, same recipe and budget
+    for row, arch in zip(rows, archs):
+        res = subnet_resolution(cfg.resolution, cfg.scale_resolution, arch, space.config.base_resolution)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            net = build_network(space.resolve(arch, splits.num_classes))
+        hist = train_static(net, splits, alone_cfg, resolution=res, progress=progress, desc=f"alone {row['madds'] / 1e6:.1f}M")
+        def val_batches(res=res):
+            return ((x.contiguous(memory_format=torch.channels_last), y) for x, y in
+                    iterate_batches(splits.val, splits, batch_size=500, resolution=res, limit=val_limit))
+
+        row["standalone_no_recal_top1"] = round(top1_accuracy(net.eval(), val_batches())[0], 2)
+        # the same BN recalibration as the inherited subnets get (running statistics lag far
+        # behind the weights in short runs; recalibrating both keeps the comparison fair)
+        recalibrate_bn(net, calib_cache[res])
+        row["standalone_top1"] = round(top1_accuracy(net.eval(), val_batches())[0], 2)
+        row["standalone_train_seconds"] = round(sum(h["train_seconds"] for h in hist), 1)
+        print(f"alone {row['standalone_top1']:6.2f} inherited {row['inherited_top1']:6.2f}  {arch}", file=sys.stderr)
+
+    inherited = [r["inherited_top1"] for r in rows]
+    alone = [r["standalone_top1"] for r in rows]
+    gaps = [a - i for a, i in zip(alone, inherited)]
+    summary = {
+        "kendall_tau": round(kendall_tau_b(inherited, alone), 3),
+        "mean_gap_standalone_minus_inherited": round(float(np.mean(gaps)), 2),
+        "largest_gap_standalone_minus_inherited": round(gaps[-1], 2),
+        "largest_inherited_top1": inherited[-1],
+        "largest_standalone_top1": alone[-1],
+        "mean_bn_recalibration_gain": round(float(np.mean([r["inherited_top1"] - r["inherited_no_recal_top1"]
+                                                           for r in rows])), 2),
+        "supernet_train_seconds": round(supernet_seconds, 1),
+        "supernet_epochs_trained_here": len(result.history) if not resume else "reused checkpoint",
+    }
+
+    # 5. costs
+    repeats = args.timing_repeats or (5 if args.quick else 15)
+    costs = measure_costs(space, cfg, splits.num_classes, splits, repeats)
+
+    report = {
+        "mode": "quick" if args.quick else "full",
+        "command": "python benchmarks/supernet_ranking.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])),
+        "recipe": cfg.to_dict(),
+        "standalone_recipe": alone_cfg.to_dict(),
+        "val_images": val_limit or len(splits.val),
+        "machine": {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor(),
+                    "threads": torch.get_num_threads()},
+        "summary": summary,
+        "costs": costs,
+        "subnets": rows,
+        "supernet_history": result.history,
+        "wall_seconds": round(time.time() - started, 1),
+    }
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(report, indent=2))
+    print(_markdown(report))
+    print(f"\nwritten {out_path}", file=sys.stderr)
+    return 0
+
+
+def _markdown(r: dict) -> str:
+    s, c = r["summary"], r["costs"]
+    lines = [
+        f"### Supernet ranking ({r['mode']}) — `{r['command'].strip()}`",
+        "",
+        f"- Kendall tau (inherited vs stand-alone, {len(r['subnets'])} subnets): **{s['kendall_tau']}**",
+        f"- mean gap stand-alone − inherited: {s['mean_gap_standalone_minus_inherited']} points; "
+        f"largest subnet: inherited {s['largest_inherited_top1']} vs alone {s['largest_standalone_top1']} "
+        f"({s['largest_gap_standalone_minus_inherited']} points)",
+        f"- BN recalibration gain (mean over subnets): {s['mean_bn_recalibration_gain']} points",
+        f"- per-subnet step overhead vs static net (like for like): largest {c['overhead_largest']}x, "
+        f"smallest {c['overhead_smallest']}x; as trained (padding taps skipped): largest "
+        f"{c['overhead_largest_as_trained']}x, smallest {c['overhead_smallest_as_trained']}x",
+        f"- sandwich step ({c['sandwich_subnets_per_step']} subnets) vs largest alone: "
+        f"{c['sandwich_vs_largest_alone']}x ({c['sandwich_step_ms']} vs {c['largest_alone_step_ms']} ms, batch "
+        f"{c['batch_size']})",
+        f"- BN recalibration of the largest subnet, 2000 images at {c['resolution']} px: "
+        f"{c['bn_recalibration_largest_2000_s']} s ({c['threads']} threads)",
+        f"- wall time {r['wall_seconds']} s",
+        "",
+        "| MAdds (M) | inherited | no recal | stand-alone | arch |",
+        "|---:|---:|---:|---:|---|",
+    ]
+    for row in r["subnets"]:
+        lines.append(f"| {row['madds'] / 1e6:.1f} | {row['inherited_top1']} | {row['inherited_no_recal_top1']} | "
+                     f"{row['standalone_top1']} | `{row['arch']}` |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,315 @@
+"""Scoring a subnet of a trained supernet: BN recalibration, then top-1 on the validation split.
+
+API::
+
+    supernet, ckpt = load_supernet("runs/NAME")
+    data = load_data(...)
+    score = evaluate_arch(supernet, arch, data, resolution=eval_resolution(ckpt, arch))
+
+CLI::
+
+    python -m nas.evaluate --run-dir runs/NAME --arch largest|smallest|random:SEED|FILE.json|JSON|STRING [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nas.cost import network_cost
+from nas.data import DataSplits, ImageData, iterate_batches, load_data
+from nas.errors import ArchError, DataError
+from nas.space import Arch, SearchSpace
+from nas.supernet import CalibrationStats, Checkpoint, CheckpointError, Supernet, load_supernet, recalibrate_bn
+
+__all__ = [
+    "ArchScore",
+    "top1_accuracy",
+    "calibration_batches",
+    "evaluate_arch",
+    "eval_resolution",
+    "subnet_resolution",
+    "parse_arch",
+    "main",
+]
+
+
+@dataclass(frozen=True)
+class ArchScore:
+    """Top-1 of one subnet, and what the score cost."""
+
+    arch: str
+    top1: float
+    images: int
+    split: str
+    resolution: int
+    recalibrated: bool
+    calibration_images: int
+    calibration_seconds: float
+    eval_seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _to_device(x: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def _batches(
+    data: ImageData,
+    splits: DataSplits,
+    *,
+    batch_size: int,
+    resolution: int,
+    device: torch.device,
+    channels_last: bool,
+    limit: int | None = None,
+    rng: np.random.Generator | None = None,
+) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    for x, y in iterate_batches(
+        data, splits, batch_size=batch_size, resolution=resolution, shuffle=rng is not None, rng=rng, limit=limit
+    ):
+        yield _to_device(x, device, channels_last), y.to(device, non_blocking=True)
+
+
+@torch.no_grad()
+def top1_accuracy(model: Callable[[torch.Tensor], torch.Tensor], batches: Iterable) -> tuple[float, int]:
+    """``(top-1 in %, number of images)`` of ``model`` over ``(inputs, labels)`` batches."""
+    correct = total = 0
+    for x, y in batches:
+        correct += int((model(x).argmax(1) == y).sum())
+        total += len(y)
+    if total == 0:
+        raise ValueError("top1_accuracy: no images to evaluate")
+    return 100.0 * correct / total, total
+
+
+def calibration_batches(
+    splits: DataSplits,
+    *,
+    images: int = 2000,
+    batch_size: int = 250,
+    resolution: int,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    channels_last: bool = False,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """A fixed, seeded random subset of the training split for BN recalibration.
+
+    Materialised as a list so that many subnets are recalibrated on the same images without
+    re-decoding them.
+    """
+    if images <= 0:
+        raise ValueError(f"calibration images must be positive, got {images}")
+    rng = np.random.default_rng(seed)
+    return list(
+        _batches(
+            splits.train, splits, batch_size=batch_size, resolution=resolution, device=torch.device(device),
+            channels_last=channels_last, limit=images, rng=rng,
+        )
+    )
+
+
+def subnet_resolution(train_resolution: int | None, scale: bool, arch: Arch, base_resolution: int) -> int:
+    """The side a subnet trains and is scored at.
+
+    ``train_resolution`` None: the arch's own resolution. Otherwise the proxy side; with ``scale``
+    it is the proxy of the space's base resolution and each arch gets
+    ``round(train_resolution * arch.resolution / base_resolution)`` (160 px of a 224 px space -> 23 px
+    at a 32 px proxy), so the deployment-resolution choice still changes proxy accuracy.
+    """
+    if train_resolution is None:
+        return arch.resolution
+    if not scale:
+        return train_resolution
+    return max(8, int(round(train_resolution * arch.resolution / base_resolution)))
+
+
+def eval_resolution(ckpt: Checkpoint, arch: Arch) -> int:
+    """The side a subnet is scored at, as it was trained (see :func:`subnet_resolution`)."""
+    base = int(ckpt.space_config["base_resolution"])
+    return subnet_resolution(ckpt.train_resolution, bool(ckpt.settings.get("scale_resolution", False)), arch, base)
+
+
+def evaluate_arch(
+    supernet: Supernet,
+    arch: Arch,
+    splits: DataSplits,
+    *,
+    resolution: int | None = None,
+    split: str = "val",
+    limit: int | None = None,
+    batch_size: int = 500,
+    recalibrate: bool = True,
+    calib_images: int = 2000,
+    calib_batches: list | None = None,
+    seed: int = 0,
+    channels_last: bool | None = None,
+) -> ArchScore:
+    """Score ``arch``: extract it, recalibrate its BN on training images, top-1 on ``split``.
+
+    Args:
+        supernet: the trained supernet (its weights and BN buffers are not modified).
+        arch: a member of the supernet's space.
+        splits: the data (its number of classes must match the supernet's).
+        resolution: input side; default ``arch.resolution`` (pass :func:`eval_resolution`'s
+            value for a supernet trained at a proxy resolution).
+        split: ``val`` (drives search) or ``test`` (final reports only).
+        limit: score on the first ``limit`` images of the split only.
+        recalibrate: re-estimate BN statistics first (off: the supernet's running statistics).
+        calib_images: number of training images for recalibration (a seeded random subset).
+        calib_batches: prepared calibration batches (from :func:`calibration_batches`), reused
+            across many archs; overrides ``calib_images``.
+        seed: seed of the calibration subset.
+        channels_last: run in channels-last memory format (default: on CPU).
+
+    Raises:
+        ValueError: unknown split, missing test split, or class-count mismatch.
+        ArchError: ``arch`` is not in the supernet's space.
+    """
+    if splits.num_classes != supernet.num_classes:
+        raise ValueError(f"the data has {splits.num_classes} classes but the supernet {supernet.num_classes}")
+    if split not in ("val", "test"):
+        raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+    data = splits.val if split == "val" else splits.test
+    if data is None:
+        raise DataError(f"dataset {splits.name!r} has no test split")
+    supernet.space.check(arch)
+    resolution = resolution if resolution is not None else arch.resolution
+    device = next(supernet.parameters()).device
+    if channels_last is None:
+        channels_last = device.type == "cpu"
+    net = supernet.extract(arch)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    calib = CalibrationStats(0, 0, 0.0)
+    if recalibrate:
+        if calib_batches is None:
+            calib_batches = calibration_batches(
+                splits, images=calib_images, resolution=resolution, seed=seed, device=device,
+                channels_last=channels_last,
+            )
+        calib = recalibrate_bn(net, calib_batches)
+    net.eval()
+    start = time.perf_counter()
+    top1, n = top1_accuracy(
+        net,
+        _batches(data, splits, batch_size=batch_size, resolution=resolution, device=device,
+                 channels_last=channels_last, limit=limit),
+    )
+    return ArchScore(
+        arch=arch.to_string(),
+        top1=top1,
+        images=n,
+        split=split,
+        resolution=resolution,
+        recalibrated=recalibrate,
+        calibration_images=calib.images,
+        calibration_seconds=calib.seconds,
+        eval_seconds=time.perf_counter() - start,
+    )
+
+
+def parse_arch(text: str, space: SearchSpace) -> Arch:
+    """``largest``, ``smallest``, ``random:SEED``, a JSON file, inline JSON, or the string form.
+
+    Raises:
+        ArchError: unparseable, or not a member of ``space``.
+    """
+    text = text.strip()
+    if text == "largest":
+        return space.largest()
+    if text == "smallest":
+        return space.smallest()
+    if text.startswith("random"):
+        _, _, seed = text.partition(":")
+        try:
+            return space.sample(int(seed) if seed else 0)
+        except ValueError:
+            raise ArchError(f"--arch random:SEED needs an integer seed, got {seed!r}") from None
+    if text.startswith("{"):
+        arch = Arch.from_json(text)
+    elif text.endswith(".json") or Path(text).is_file():
+        path = Path(text)
+        if not path.is_file():
+            raise ArchError(f"arch file not found: {path}")
+        arch = Arch.from_json(path.read_text())
+    elif "|" in text:
+        arch = Arch.from_string(text)
+    else:
+        raise ArchError(
+            f"--arch {text!r}: expected largest, smallest, random:SEED, a JSON file, inline JSON or the "
+            "string form ('<space> r<res> w<width> | k3e1r | ...')"
+        )
+    space.check(arch)
+    return arch
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m nas.evaluate",
+        description="Top-1 of a subnet of a trained supernet, after BN recalibration.",
+    )
+    p.add_argument("--run-dir", required=True, help="run directory holding supernet.pt (or the .pt file)")
+    p.add_argument("--arch", default="largest",
+                   help="largest | smallest | random:SEED | arch.json | inline JSON | string form")
+    p.add_argument("--split", choices=("val", "test"), default="val")
+    p.add_argument("--limit", type=int, default=None, help="score on this many images only")
+    p.add_argument("--calib-images", type=int, default=2000, help="training images for BN recalibration")
+    p.add_argument("--no-recalibrate", action="store_true", help="use the supernet's running BN statistics")
+    p.add_argument("--resolution", type=int, default=None,
+                   help="input side (default: the supernet's training side, else the arch's)")
+    p.add_argument("--data", default=None, help="dataset (default: the one the supernet was trained on)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    try:
+        supernet, ckpt = load_supernet(args.run_dir, map_location=device)
+        arch = parse_arch(args.arch, supernet.space)
+        data_name = args.data or ckpt.data.get("name", "fashion-mnist")
+        data_dir = args.data_dir if args.data else (args.data_dir or ckpt.data.get("data_dir"))
+        splits = load_data(data_name, data_dir, seed=int(ckpt.data.get("split_seed", 0)),
+                           channels=supernet.space.config.in_channels)
+        ckpt.check_compatible(num_classes=splits.num_classes)
+        resolution = args.resolution or eval_resolution(ckpt, arch)
+        score = evaluate_arch(supernet, arch, splits, resolution=resolution, split=args.split, limit=args.limit,
+                              recalibrate=not args.no_recalibrate, calib_images=args.calib_images)
+    except (CheckpointError, ArchError, DataError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    cost = network_cost(supernet.space.resolve(arch, supernet.num_classes, resolution=resolution))
+    out = score.to_dict() | {"madds": cost.madds, "params": cost.params, "epoch": ckpt.epoch,
+                             "checkpoint": ckpt.path}
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        how = (f"after BN recalibration on {score.calibration_images} images ({score.calibration_seconds:.2f} s)"
+               if score.recalibrated else "with the supernet's running BN statistics")
+        print(f"{arch.to_string()}")
+        print(f"top-1 {score.top1:.2f}% on {score.split} ({score.images} images at {resolution} px) {how}; "
+              f"{cost.madds / 1e6:.1f} M MAdds, {cost.params / 1e6:.2f} M params; checkpoint epoch {ckpt.epoch}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

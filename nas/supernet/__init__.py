@@ -1,0 +1,47 @@
+"""Weight-sharing supernet: elastic layers, ``supernet(x, arch)``, extraction, BN recalibration,
+checkpoints."""
+
+from nas.supernet._bn_calibration import CalibrationStats, calibrated_subnet, recalibrate_bn
+from nas.supernet._checkpoint import (
+    CHECKPOINT_NAME,
+    Checkpoint,
+    CheckpointError,
+    checkpoint_path,
+    load_checkpoint,
+    load_supernet,
+    save_checkpoint,
+)
+from nas.supernet._elastic import (
+    ElasticBatchNorm2d,
+    ElasticBiasConv,
+    ElasticConv,
+    ElasticDepthwise,
+    ElasticLinear,
+    ElasticSqueezeExcite,
+)
+from nas.supernet._extract import extract
+from nas.supernet._supernet import ElasticBlock, ElasticConvBN, Supernet, max_specs
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "CalibrationStats",
+    "Checkpoint",
+    "CheckpointError",
+    "ElasticBatchNorm2d",
+    "ElasticBiasConv",
+    "ElasticBlock",
+    "ElasticConv",
+    "ElasticConvBN",
+    "ElasticDepthwise",
+    "ElasticLinear",
+    "ElasticSqueezeExcite",
+    "Supernet",
+    "calibrated_subnet",
+    "checkpoint_path",
+    "extract",
+    "load_checkpoint",
+    "load_supernet",
+    "max_specs",
+    "recalibrate_bn",
+    "save_checkpoint",
+]

@@ -1,0 +1,93 @@
+"""Sandwich-rule training: seeded, resumable without loss, refuses mismatched checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from nas.data import DataSplits, ImageData, load_data
+from nas.supernet import CheckpointError, load_checkpoint
+from nas.train import TrainConfig, lr_at, main, soft_cross_entropy, train_supernet
+
+
+def _cfg(space_path, **kw):
+    base = dict(space=str(space_path), data="synthetic", epochs=2, batch_size=32, resolution=None, n_random=1,
+                val_subset=40, calib_images=64, warmup_epochs=0.5)
+    return TrainConfig(**(base | kw))
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+    lrs = [lr_at(s, 100, 10, 0.1) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.01) and lrs[9] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:])) and lrs[-1] < 1e-3
+
+
+def test_soft_cross_entropy_equals_hard_on_one_hot():
+    logits = torch.randn(4, 5)
+    y = torch.tensor([0, 3, 1, 4])
+    torch.testing.assert_close(soft_cross_entropy(logits, torch.eye(5)[y]), torch.nn.functional.cross_entropy(logits, y))
+
+
+def test_config_errors_name_field_value_and_allowed():
+    with pytest.raises(ValueError, match=r"epochs: 0 \(allowed: integer >= 1\)") as info:
+        TrainConfig(epochs=0, n_random=-1)
+    assert "n_random: -1" in str(info.value)  # all problems at once
+
+
+def test_interrupted_training_resumes_exactly(tmp_path, tiny_space_path, synthetic):
+    cfg = _cfg(tiny_space_path)
+    straight = train_supernet(cfg, tmp_path / "a", progress=False, splits=synthetic)
+    train_supernet(cfg, tmp_path / "b", progress=False, splits=synthetic, stop_after_epoch=1)
+    assert load_checkpoint(tmp_path / "b").epoch == 1
+    resumed = train_supernet(cfg, tmp_path / "b", resume=True, progress=False, splits=synthetic)
+    a, b = straight.supernet.state_dict(), resumed.supernet.state_dict()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert [h["loss"] for h in straight.history] == [h["loss"] for h in resumed.history]
+    history = json.loads((tmp_path / "b" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2] and "val_top1_largest" in history[0]
+
+
+def test_resume_with_other_settings_or_existing_run_is_refused(tmp_path, tiny_space_path, synthetic):
+    cfg = _cfg(tiny_space_path, epochs=1)
+    train_supernet(cfg, tmp_path, progress=False, splits=synthetic)
+    with pytest.raises(CheckpointError, match="exists: pass --resume"):
+        train_supernet(cfg, tmp_path, progress=False, splits=synthetic)
+    with pytest.raises(CheckpointError, match="lr: checkpoint has 0.1, command line gives 0.5"):
+        train_supernet(_cfg(tiny_space_path, lr=0.5), tmp_path, resume=True, given={"lr"}, splits=synthetic)
+    six = DataSplits(synthetic.name, _relabel(synthetic.train), _relabel(synthetic.val), None, synthetic.mean,
+                     synthetic.std)
+    with pytest.raises(CheckpointError, match="has 4 output classes, the data has 6"):
+        train_supernet(cfg, tmp_path, resume=True, splits=six)
+
+
+def _relabel(data: ImageData) -> ImageData:
+    return ImageData(data.images, data.labels, data.classes + ("extra1", "extra2"))
+
+
+def test_cli_smoke_run_then_evaluate(tmp_path, tiny_space_path, capsys):
+    run = tmp_path / "run"
+    argv = ["--space", str(tiny_space_path), "--data", "synthetic", "--resolution", "arch", "--epochs", "1",
+            "--batch-size", "32", "--val-subset", "40", "--calib-images", "64", "--run-dir", str(run), "--no-progress"]
+    assert main(argv) == 0
+    assert (run / "supernet.pt").is_file()
+    # resuming a finished run is a no-op; extending it with --epochs continues
+    assert main(argv + ["--resume", "--epochs", "2"]) == 0
+    assert load_checkpoint(run).epoch == 2
+
+    from nas.evaluate import main as evaluate_main
+
+    capsys.readouterr()
+    assert evaluate_main(["--run-dir", str(run), "--arch", "smallest", "--json", "--calib-images", "64"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["recalibrated"] and 0.0 <= out["top1"] <= 100.0 and out["epoch"] == 2
+    assert out["images"] == len(load_data("synthetic", seed=0).val)
+
+
+def test_cli_refuses_bad_values(tmp_path, capsys):
+    assert main(["--run-dir", str(tmp_path), "--epochs", "0", "--data", "synthetic"]) == 2
+    assert "epochs: 0" in capsys.readouterr().err
+    assert main(["--run-dir", str(tmp_path), "--resolution", "big"]) == 2
+    assert "'big': expected an integer or 'arch'" in capsys.readouterr().err
