@@ -21,7 +21,7 @@ from pathlib import Path
 
 from nas.errors import ArchError, ConfigError, DataError
 from nas.latency import LatencyTableError
-from nas.search._run import SearchConfig
+from nas.search._run import BACKENDS, SearchConfig
 from nas.search._study import SAMPLERS
 from nas.supernet import CheckpointError
 
@@ -49,11 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="supernet run directory or checkpoint [runs/supernets/SPACE-DIGEST-DATA]")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--epochs", type=int, default=None, help="supernet epochs if one must be trained [recipe]")
-    p.add_argument("--val-limit", type=int, default=None, help="score each subnet on this many validation images [all]")
+    p.add_argument("--val-limit", type=int, default=d.val_limit,
+                   help="score each subnet on the first N validation images (0 = all)")
     p.add_argument("--calib-images", type=int, default=d.calib_images, help="BN recalibration images per subnet")
     p.add_argument("--smoke", action="store_true", help="tiny supernet training and search, to check the set-up")
     p.add_argument("--no-export", action="store_true", help="skip exporting the best subnet")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads [torch's default]")
+    p.add_argument("--backend", choices=BACKENDS, default=d.backend,
+                   help="local: trials one after another in this process; ray: each trial a Ray Tune trial on a "
+                        "Ray cluster (results in the same --storage)")
+    p.add_argument("--ray-address", default=None,
+                   help="with --backend ray: cluster to join (HOST:PORT, ray://HOST:10001, auto) [start a local one]")
+    p.add_argument("--max-concurrent", type=int, default=None,
+                   help="with --backend ray: trials at once [one per CPU of the cluster]")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -78,9 +86,12 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             epochs=args.epochs,
             smoke=args.smoke,
-            val_limit=args.val_limit,
+            val_limit=args.val_limit or None,
             calib_images=args.calib_images,
             export=not args.no_export,
+            backend=args.backend,
+            ray_address=args.ray_address,
+            max_concurrent=args.max_concurrent,
         )
         if args.threads:
             import torch

@@ -27,9 +27,22 @@ from nas.search._objective import Objective
 from nas.search._params import arch_to_params
 from nas.search._study import SAMPLERS, default_storage, make_sampler, open_study, study_name_for
 
-__all__ = ["SearchConfig", "SearchInputs", "BudgetError", "prepare", "supernet_dir", "run_study"]
+__all__ = [
+    "BACKENDS",
+    "SearchConfig",
+    "SearchInputs",
+    "BudgetError",
+    "prepare",
+    "supernet_dir",
+    "open_search_study",
+    "latency_fn",
+    "run_study",
+]
 
 RUNS_DIR = Path("runs")
+
+#: ``local``: trials run one after another in this process; ``ray``: as Ray Tune trials on a Ray cluster.
+BACKENDS = ("local", "ray")
 
 
 class BudgetError(ValueError):
@@ -53,12 +66,24 @@ class SearchConfig:
     seed: int = 0
     epochs: int | None = None
     smoke: bool = False
-    val_limit: int | None = None
+    val_limit: int | None = 5000
     calib_images: int = 2000
     export: bool = True
+    backend: str = "local"
+    ray_address: str | None = None
+    max_concurrent: int | None = None
 
     def __post_init__(self) -> None:
         problems = []
+        if self.backend not in BACKENDS:
+            problems.append(f"backend: {self.backend!r} (allowed: {', '.join(BACKENDS)})")
+        elif self.backend != "ray":
+            for name in ("ray_address", "max_concurrent"):
+                if getattr(self, name) is not None:
+                    problems.append(f"{name}: {getattr(self, name)!r} (allowed only with backend 'ray')")
+        if self.max_concurrent is not None and (not isinstance(self.max_concurrent, int) or self.max_concurrent < 1):
+            problems.append(f"max_concurrent: {self.max_concurrent!r} (allowed: integer >= 1, or None for one "
+                            "trial per CPU of the cluster)")
         if not isinstance(self.trials, int) or self.trials < 1:
             problems.append(f"trials: {self.trials!r} (allowed: integer >= 1)")
         if self.sampler not in SAMPLERS:
@@ -172,6 +197,34 @@ def _rdb_storage(url: str) -> optuna.storages.BaseStorage | str:
     return url
 
 
+def open_search_study(inputs: SearchInputs) -> optuna.Study:
+    """Create or resume the run's study (heartbeat storage), with its provenance as study attrs.
+
+    A new study gets the space's fastest member as its first trial, so it always has a feasible
+    answer. Both backends open the study here.
+    """
+    cfg, space = inputs.cfg, inputs.space
+    study = open_study(_rdb_storage(inputs.storage), inputs.study_name, make_sampler(cfg.sampler, cfg.seed))
+    study.set_user_attr("space", space.name)
+    study.set_user_attr("space_digest", space.digest)
+    study.set_user_attr("device", inputs.table.device)
+    study.set_user_attr("table_provenance", inputs.table.header.method)
+    study.set_user_attr("budget_ms", inputs.budget_ms)
+    study.set_user_attr("data", inputs.splits.name)
+    if not study.trials:
+        study.enqueue_trial(arch_to_params(inputs.fastest, space))
+    return study
+
+
+def latency_fn(inputs: SearchInputs) -> Callable[[Arch], float]:
+    """Predicted latency (ms) of an arch on the run's device, at its deployment resolution."""
+
+    def latency(arch: Arch) -> float:
+        return predict_latency(inputs.table, arch, space=inputs.space, num_classes=inputs.splits.num_classes)
+
+    return latency
+
+
 def run_study(
     inputs: SearchInputs,
     accuracy: Callable[[Arch], float],
@@ -180,23 +233,9 @@ def run_study(
 ) -> optuna.Study:
     """Create or resume the study and run trials until it has ``cfg.trials`` finished ones."""
     cfg, space = inputs.cfg, inputs.space
-    storage = _rdb_storage(inputs.storage)
-    study = open_study(storage, inputs.study_name, make_sampler(cfg.sampler, cfg.seed))
-    study.set_user_attr("space", space.name)
-    study.set_user_attr("space_digest", space.digest)
-    study.set_user_attr("device", inputs.table.device)
-    study.set_user_attr("table_provenance", inputs.table.header.method)
-    study.set_user_attr("budget_ms", inputs.budget_ms)
-    study.set_user_attr("data", inputs.splits.name)
-
-    def latency(arch: Arch) -> float:
-        return predict_latency(inputs.table, arch, space=space, num_classes=inputs.splits.num_classes)
-
-    objective = Objective(space, inputs.budget_ms, latency, accuracy, inputs.splits.num_classes)
+    study = open_search_study(inputs)
+    objective = Objective(space, inputs.budget_ms, latency_fn(inputs), accuracy, inputs.splits.num_classes)
     finished = lambda: len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))  # noqa: E731
-    if not study.trials:
-        # the fastest member first: the study always has a feasible answer
-        study.enqueue_trial(arch_to_params(inputs.fastest, space))
     remaining = cfg.trials - finished()
     if remaining > 0:
         optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -1,0 +1,214 @@
+"""Benchmark: does the search beat random search, and the hand-designed MobileNetV3 at equal latency?
+
+On the host latency table (measured here, so latencies can also be measured end to end), at two
+budgets:
+
+1. the default sampler (NSGA-II) vs random search with the same number of trials on the same
+   supernet: best feasible validation accuracy (proxy) and hypervolume of the feasible front
+   (reference point: 0 % accuracy, latency = budget);
+2. the best subnet found vs MobileNetV3-Small and -Large scaled with a width multiplier to the same
+   measured latency (ONNX Runtime, 1 thread, this machine), all trained from scratch with the same
+   short recipe on Fashion-MNIST at the proxy resolution of their deployment resolution.
+
+Usage (from the repository root, after the default supernet exists, e.g. after the first
+``python -m nas.search`` run)::
+
+    python benchmarks/search_quality.py --trials 40
+
+Writes ``benchmarks/results/search_quality.json`` and prints a Markdown summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import optuna  # noqa: E402
+import torch  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
+
+from nas.cost import network_cost  # noqa: E402
+from nas.data import iterate_batches, load_data  # noqa: E402
+from nas.evaluate import calibration_batches, subnet_resolution, top1_accuracy  # noqa: E402
+from nas.latency import load_table, predict_latency  # noqa: E402
+from nas.latency._measure import Timer  # noqa: E402
+from nas.latency._modules import export_onnx  # noqa: E402
+from nas.latency._validate import settings_of  # noqa: E402
+from nas.netspec import NetworkSpec  # noqa: E402
+from nas.nn import build_network, get_preset  # noqa: E402
+from nas.search._pipeline import make_accuracy_fn  # noqa: E402
+from nas.search._run import SearchConfig, prepare, run_study, supernet_dir  # noqa: E402
+from nas.search._study import best_feasible_trial, feasible_trials  # noqa: E402
+from nas.space import Arch  # noqa: E402
+from nas.supernet import load_supernet, recalibrate_bn  # noqa: E402
+from nas.train import TrainConfig, train_static  # noqa: E402
+
+
+def hypervolume(points: list[tuple[float, float]], budget_ms: float) -> float:
+    """2-D hypervolume of (accuracy %, latency ms) points: maximise accuracy, minimise latency,
+    reference point (0 %, budget). Only points within the budget count."""
+    pts = sorted((lat, acc) for acc, lat in points if lat <= budget_ms)
+    hv, best_acc = 0.0, 0.0
+    # the front in latency order; between a point and the next faster-than-budget one, the best
+    # accuracy reached so far is dominated
+    front = []
+    for lat, acc in pts:
+        if not front or acc > front[-1][1]:
+            front.append((lat, acc))
+    for i, (lat, acc) in enumerate(front):
+        nxt = front[i + 1][0] if i + 1 < len(front) else budget_ms
+        best_acc = max(best_acc, acc)
+        hv += (nxt - lat) * best_acc
+    return hv
+
+
+def measured_ms(timer: Timer, spec: NetworkSpec) -> float:
+    net = build_network(spec).eval()
+    shape = (spec.in_channels, spec.resolution, spec.resolution)
+    return float(timer.time_models([(export_onnx(net, shape), shape)])[0].ms)
+
+
+def match_width(preset: str, resolution: int, target_ms: float, timer: Timer, num_classes: int) -> tuple[float, float]:
+    """Width multiplier of ``preset`` whose measured latency is closest to ``target_ms`` (bisection)."""
+    lo, hi = 0.2, 2.0
+    best = (float("inf"), 1.0, 0.0)
+    for _ in range(9):
+        mid = (lo + hi) / 2
+        spec = get_preset(f"{preset}_{mid:.4f}", num_classes=num_classes, resolution=resolution)
+        ms = measured_ms(timer, spec)
+        if abs(ms - target_ms) < best[0]:
+            best = (abs(ms - target_ms), mid, ms)
+        if ms > target_ms:
+            hi = mid
+        else:
+            lo = mid
+    return round(best[1], 4), best[2]
+
+
+def train_and_score(spec: NetworkSpec, splits, cfg: TrainConfig, res: int, progress: bool) -> dict:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        net = build_network(spec)
+    t0 = time.perf_counter()
+    train_static(net, splits, cfg, resolution=res, progress=progress, desc=spec.name[:40])
+    seconds = time.perf_counter() - t0
+    calib = calibration_batches(splits, images=2000, resolution=res, seed=0, channels_last=True)
+    recalibrate_bn(net, calib)
+    net.eval()
+
+    def batches(data):
+        return ((x.contiguous(memory_format=torch.channels_last), y)
+                for x, y in iterate_batches(data, splits, batch_size=500, resolution=res))
+
+    return {"val_top1": round(top1_accuracy(net, batches(splits.val))[0], 2),
+            "test_top1": round(top1_accuracy(net, batches(splits.test))[0], 2),
+            "train_seconds": round(seconds, 1), "params": network_cost(spec).params,
+            "madds_deploy": network_cost(spec).madds}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="host")
+    p.add_argument("--space", default="mobilenetv3_large")
+    p.add_argument("--budgets", default="0.3,0.6",
+                   help="two budgets: fractions of the way from the fastest to the slowest member, or ms values like 9ms")
+    p.add_argument("--trials", type=int, default=40)
+    p.add_argument("--samplers", default="nsga2,random")
+    p.add_argument("--supernet", default=None, help="supernet dir [the default one nas.search uses]")
+    p.add_argument("--train-epochs", type=int, default=2)
+    p.add_argument("--train-subset", type=int, default=20000)
+    p.add_argument("--no-train", action="store_true", help="skip the MobileNetV3 comparison")
+    p.add_argument("--work-dir", default=str(ROOT / "runs" / "bench_search"))
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "search_quality.json"))
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    progress = not args.no_progress
+    work = Path(args.work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+
+    probe = prepare(SearchConfig(device=args.device, budget="1000s", space=args.space, run_dir=str(work / "probe")))
+    space, table, splits = probe.space, probe.table, probe.splits
+    timer = Timer(settings_of(table))
+    slowest = predict_latency(table, space.largest(), space=space, num_classes=splits.num_classes)
+    budgets = []
+    for b in args.budgets.split(","):
+        budgets.append(float(b[:-2]) if b.endswith("ms") else probe.floor_ms + float(b) * (slowest - probe.floor_ms))
+    sdir = Path(args.supernet) if args.supernet else supernet_dir(SearchConfig(device="x", budget="1", space=args.space), space)
+    supernet, ckpt = load_supernet(sdir, space=space, num_classes=splits.num_classes)
+    accuracy = make_accuracy_fn(supernet, ckpt, splits, calib_images=2000, val_limit=5000, seed=0)
+    cache: dict[str, float] = {}
+
+    def cached_accuracy(arch: Arch) -> float:  # both samplers score an arch identically
+        key = arch.to_string()
+        if key not in cache:
+            cache[key] = accuracy(arch)
+        return cache[key]
+
+    out: dict = {"device": table.device, "table_method": table.header.method, "space": space.name,
+                 "data": splits.describe(), "supernet": str(sdir), "supernet_epochs": ckpt.epoch,
+                 "trials": args.trials, "floor_ms": probe.floor_ms, "slowest_ms": slowest,
+                 "threads": torch.get_num_threads(), "budgets": []}
+    started = time.time()
+    for budget in budgets:
+        row: dict = {"budget_ms": round(budget, 3), "samplers": {}}
+        for sampler in args.samplers.split(","):
+            cfg = SearchConfig(device=args.device, budget=f"{budget}ms", space=args.space, trials=args.trials,
+                               sampler=sampler, run_dir=str(work / f"{sampler}-{budget:.2f}ms"), seed=0)
+            inputs = prepare(cfg, splits=splits)
+            t0 = time.perf_counter()
+            study = run_study(inputs, cached_accuracy, progress=progress)
+            best = best_feasible_trial(study)
+            points = [(t.values[0], t.values[1]) for t in feasible_trials(study)]
+            row["samplers"][sampler] = {
+                "best_val_top1": best.values[0] if best else None,
+                "best_latency_ms": best.values[1] if best else None,
+                "best_arch": best.user_attrs["arch"] if best else None,
+                "hypervolume": round(hypervolume(points, budget), 2),
+                "feasible": len(points),
+                "completed": len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+            print(f"budget {budget:.2f} ms {sampler}: {row['samplers'][sampler]}", file=sys.stderr)
+        if not args.no_train:
+            best_arch = Arch.from_string(row["samplers"][args.samplers.split(",")[0]]["best_arch"])
+            res = best_arch.resolution
+            proxy = subnet_resolution(ckpt.train_resolution, bool(ckpt.settings.get("scale_resolution")), best_arch,
+                                      space.config.base_resolution)
+            tcfg = dataclasses.replace(TrainConfig(), epochs=args.train_epochs, subset=args.train_subset)
+            found_spec = space.resolve(best_arch, splits.num_classes)
+            found_ms = measured_ms(timer, found_spec)
+            nets = {"found": (found_spec, found_ms, None)}
+            for preset in ("mobilenetv3_small", "mobilenetv3_large"):
+                width, ms = match_width(preset, res, found_ms, timer, splits.num_classes)
+                spec = get_preset(f"{preset}_{width:.4f}", num_classes=splits.num_classes, resolution=res)
+                nets[preset] = (spec, ms, width)
+            row["comparison"] = {"deploy_resolution": res, "proxy_resolution": proxy,
+                                 "recipe": {"epochs": tcfg.epochs, "subset": tcfg.subset, "batch_size": tcfg.batch_size,
+                                            "lr": tcfg.lr}}
+            for name, (spec, ms, width) in nets.items():
+                scores = train_and_score(spec, splits, tcfg, proxy, progress)
+                row["comparison"][name] = {"measured_ms": round(ms, 3), "width": width, **scores}
+                print(f"  {name}: {row['comparison'][name]}", file=sys.stderr)
+        out["budgets"].append(row)
+        Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    out["seconds"] = round(time.time() - started, 1)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
