@@ -16,6 +16,7 @@ CLI (the default recipe: mobilenetv3_large at a 32 px proxy on Fashion-MNIST)::
     python -m nas.train --run-dir runs/supernet --resume
     python -m nas.train --space mobilenetv3_small32 --resolution arch --run-dir runs/small32
     python -m nas.train --smoke --run-dir runs/smoke          # about a minute
+    python -m nas.train --backend ray --num-workers 4         # data-parallel on a Ray cluster (docs/ray.md)
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -40,6 +41,9 @@ from nas.errors import ConfigError, DataError
 from nas.evaluate import calibration_batches, evaluate_arch, subnet_resolution
 from nas.space import Arch, load_space
 from nas.supernet import Checkpoint, CheckpointError, Supernet, checkpoint_path, load_checkpoint, save_checkpoint
+
+if TYPE_CHECKING:
+    from nas.distributed import DataParallel
 
 __all__ = ["TrainConfig", "TrainResult", "train_supernet", "train_static", "lr_at", "soft_cross_entropy", "main"]
 
@@ -200,6 +204,7 @@ def train_supernet(
     progress: bool = True,
     splits: DataSplits | None = None,
     stop_after_epoch: int | None = None,
+    parallel: DataParallel | None = None,
 ) -> TrainResult:
     """Train (or resume training) a supernet; checkpoint to ``run_dir/supernet.pt`` every epoch.
 
@@ -213,6 +218,13 @@ def train_supernet(
         splits: preloaded data (tests); default ``load_data(cfg.data, cfg.data_dir)``.
         stop_after_epoch: return after this epoch is checkpointed (training in chunks; tests use
             it to interrupt a run).
+        parallel: this process's share of a data-parallel run (``python -m nas.train --backend
+            ray``; see :mod:`nas.distributed`): each step trains on its slice of the global batch,
+            gradients are averaged across processes before the optimizer step, and only the
+            writer (rank 0) scores, prints and checkpoints. Every process draws the same shuffle
+            and subnets from the same seeded generator, so a step computes what the single-process
+            step computes on the same global batch, except that BatchNorm normalises each slice
+            with its own batch statistics (as DDP without SyncBN).
 
     Raises:
         CheckpointError: resuming a checkpoint of another space / class count / settings.
@@ -248,6 +260,10 @@ def train_supernet(
         optimizer.load_state_dict(ckpt.optimizer)
         if ckpt.scaler:
             scaler.load_state_dict(ckpt.scaler)
+    writer = parallel is None or parallel.is_writer
+    if parallel is not None:
+        parallel.check_batch_size(cfg.batch_size)
+        parallel.broadcast_parameters(supernet)
 
     n_train = min(len(splits.train), cfg.subset or len(splits.train))
     steps_per_epoch = n_train // cfg.batch_size
@@ -269,14 +285,14 @@ def train_supernet(
         with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             return supernet(x, arch)
 
-    if start_epoch >= cfg.epochs:
+    if start_epoch >= cfg.epochs and writer:
         print(f"{path}: already trained for {start_epoch} epochs (--epochs {cfg.epochs}); nothing to do")
     for epoch in range(start_epoch, cfg.epochs):
         rng = np.random.default_rng([cfg.seed, epoch])
         torch_gen_seed = int(rng.integers(2**62))
         supernet.train()
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
-                   disable=not progress, dynamic_ncols=True, file=sys.stderr)
+                   disable=not (progress and writer), dynamic_ncols=True, file=sys.stderr)
         t0, seen, loss_sum = time.perf_counter(), 0, 0.0
         # Dropout draws from torch's global generator: seed it per epoch, inside a fork so the
         # caller's generator state is left as it was.
@@ -288,6 +304,8 @@ def train_supernet(
                 lr = lr_at(epoch * steps_per_epoch + step, total_steps, warmup_steps, cfg.lr)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
+                if parallel is not None:
+                    x, y = parallel.shard(x, y)
                 x = x.to(dev, non_blocking=True).contiguous(memory_format=mf)
                 y = y.to(dev, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
@@ -305,6 +323,8 @@ def train_supernet(
                         kd = cfg.distill_weight * kd + (1.0 - cfg.distill_weight) * hard
                     scaler.scale(kd).backward()
                     step_loss += float(kd.detach())
+                if parallel is not None:
+                    parallel.average_gradients(supernet)
                 scaler.step(optimizer)
                 scaler.update()
                 seen += len(y)
@@ -314,8 +334,17 @@ def train_supernet(
                                 lr=f"{lr:.3g}")
         bar.close()
         train_seconds = time.perf_counter() - t0
+        if parallel is not None:  # the loss and throughput of the whole run, not of this slice
+            loss_sum, seen = parallel.mean(loss_sum), seen * parallel.world_size
         record = {"epoch": epoch + 1, "loss": round(loss_sum / steps_per_epoch, 4), "train_seconds": round(train_seconds, 1),
                   "images_per_second": round(seen / train_seconds, 1)}
+        if parallel is not None:
+            record["workers"] = parallel.world_size
+        if not writer:
+            history.append(record)
+            if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+                break
+            continue
         record |= _epoch_scores(supernet, splits, cfg, largest, smallest)
         history.append(record)
         save_checkpoint(path, Checkpoint(
@@ -455,8 +484,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true",
                    help=f"tiny run to check the setup (about a minute): {SMOKE}")
     p.add_argument("--device", default="auto", help="auto (CUDA with mixed precision when present) | cpu | cuda[:N]")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads [torch's default]")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads [torch's default; with --backend ray: 1 per worker]")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: this process; ray: data-parallel Ray Train workers (DDP-style gradient averaging)")
+    p.add_argument("--num-workers", type=int, default=None, help="with --backend ray: training processes [2]")
+    p.add_argument("--ray-address", default=None,
+                   help="with --backend ray: cluster to join (HOST:PORT, ray://HOST:10001, auto) [start a local one]")
     return p
 
 
@@ -484,10 +519,29 @@ def _config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, set[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.threads:
+    if args.threads and args.backend == "local":
         torch.set_num_threads(args.threads)
     try:
         cfg, given = _config_from_args(args)
+        if args.backend == "ray":
+            from nas.distributed import DistributedTrainingError, train_supernet_ray
+
+            use_gpu = None if args.device == "auto" else args.device.startswith("cuda")
+            try:
+                path = train_supernet_ray(cfg, args.run_dir, num_workers=args.num_workers or 2, resume=args.resume,
+                                          given=given, address=args.ray_address, use_gpu=use_gpu,
+                                          threads_per_worker=args.threads or 1)
+            except DistributedTrainingError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            print(f"checkpoint: {path}")
+            return 0
+        if args.num_workers is not None or args.ray_address is not None:
+            raise ConfigError("command line", [
+                f"{flag}: given without --backend ray (allowed only with it)"
+                for flag, value in (("--num-workers", args.num_workers), ("--ray-address", args.ray_address))
+                if value is not None
+            ])
         result = train_supernet(cfg, args.run_dir, resume=args.resume, given=given, device=args.device,
                                 progress=not args.no_progress)
     except (ConfigError, CheckpointError, DataError, ValueError, FileNotFoundError) as exc:

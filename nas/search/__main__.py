@@ -8,6 +8,9 @@
 4. exports the best feasible subnet (ONNX checked against PyTorch, a torch.export program, weights,
    arch JSON), writes ``result.json``, ``report.md`` and the Pareto plots, and prints the
    ``optuna-dashboard`` command.
+
+With ``--backend ray`` step 3 runs each candidate evaluation as a Ray Tune trial on a Ray cluster
+(a local one, or ``--ray-address``), in the same study storage; see ``docs/ray.md``.
 """
 
 from __future__ import annotations

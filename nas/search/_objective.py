@@ -6,13 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from nas.cost import network_cost
 from nas.search._study import CONSTRAINT_NAME
 from nas.space import Arch, BlockArch, SearchSpace
 
-__all__ = ["suggest_arch", "Objective", "ArchScore"]
+__all__ = ["suggest_arch", "record_arch", "previous_trial", "reuse_score", "Objective", "ArchScore"]
 
 
 def _choose(trial: optuna.Trial, name: str, choices: tuple):
@@ -53,6 +53,47 @@ class ArchScore:
     latency_ms: float
 
 
+def record_arch(
+    trial: optuna.Trial,
+    arch: Arch,
+    *,
+    space: SearchSpace,
+    budget_ms: float,
+    latency_ms: Callable[[Arch], float],
+    num_classes: int,
+) -> float:
+    """Store everything known before scoring ``arch`` on its trial; return its predicted latency.
+
+    User attrs ``arch``, ``arch_json``, ``budget_ms``, ``params``, ``madds``, ``latency_ms``, and the
+    budget constraint ``latency - budget`` (<= 0: feasible). Every backend records trials through
+    this function, so the storage looks the same whichever one ran them.
+    """
+    latency = float(latency_ms(arch))
+    trial.set_user_attr("arch", arch.to_string())
+    trial.set_user_attr("arch_json", arch.to_json(indent=None))
+    trial.set_constraint(CONSTRAINT_NAME, latency - budget_ms)
+    trial.set_user_attr("budget_ms", budget_ms)
+    cost = network_cost(space.resolve(arch, num_classes))
+    trial.set_user_attr("params", cost.params)
+    trial.set_user_attr("madds", cost.madds)
+    trial.set_user_attr("latency_ms", latency)
+    return latency
+
+
+def previous_trial(study: optuna.Study, key: str) -> FrozenTrial | None:
+    """A completed trial of the arch whose string form is ``key``, if there is one."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.user_attrs.get("arch") == key:
+            return t
+    return None
+
+
+def reuse_score(trial: optuna.Trial, previous: FrozenTrial) -> tuple[float, float]:
+    """Mark ``trial`` as a duplicate of ``previous`` and return the previous trial's values."""
+    trial.set_user_attr("duplicate_of", previous.number)
+    return float(previous.values[0]), float(previous.values[1])
+
+
 class Objective:
     """Callable for ``study.optimize``: suggest, deduplicate, score, record.
 
@@ -78,28 +119,13 @@ class Objective:
         self.accuracy = accuracy
         self.num_classes = num_classes
 
-    def _previous(self, study: optuna.Study, key: str) -> optuna.trial.FrozenTrial | None:
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if t.user_attrs.get("arch") == key:
-                return t
-        return None
-
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
         arch = suggest_arch(trial, self.space)
-        key = arch.to_string()
-        latency = float(self.latency_ms(arch))
-        trial.set_user_attr("arch", key)
-        trial.set_user_attr("arch_json", arch.to_json(indent=None))
-        trial.set_constraint(CONSTRAINT_NAME, latency - self.budget_ms)
-        trial.set_user_attr("budget_ms", self.budget_ms)
-        cost = network_cost(self.space.resolve(arch, self.num_classes))
-        trial.set_user_attr("params", cost.params)
-        trial.set_user_attr("madds", cost.madds)
-        trial.set_user_attr("latency_ms", latency)
-        previous = self._previous(trial.study, key)
+        latency = record_arch(trial, arch, space=self.space, budget_ms=self.budget_ms, latency_ms=self.latency_ms,
+                              num_classes=self.num_classes)
+        previous = previous_trial(trial.study, arch.to_string())
         if previous is not None:  # identical arch: reuse its score instead of evaluating again
-            trial.set_user_attr("duplicate_of", previous.number)
-            return float(previous.values[0]), float(previous.values[1])
+            return reuse_score(trial, previous)
         accuracy = float(self.accuracy(arch))
         trial.set_user_attr("accuracy", accuracy)
         return accuracy, latency

@@ -137,6 +137,7 @@ def finalize(
         ),
         "supernet": {**supernet_info, "epochs": ckpt.epoch, "checkpoint": str(checkpoint_path(supernet_info["dir"]))},
         "search": {
+            "backend": cfg.backend,
             "sampler": cfg.sampler,
             "seed": cfg.seed,
             "storage": inputs.storage,
@@ -214,9 +215,16 @@ def run_pipeline(
     log(f"resolutions: accuracy measured at the {train_res or 'arch'} px training resolution; latency predicted "
         f"at each arch's deployment resolution ({min(inputs.space.config.resolutions)}-"
         f"{max(inputs.space.config.resolutions)} px)" + ("; accuracy is a proxy" if train_res else ""))
-    accuracy = make_accuracy_fn(supernet, ckpt, inputs.splits, calib_images=cfg.calib_images,
-                                val_limit=cfg.val_limit, seed=cfg.seed)
-    study = run_study(inputs, accuracy, progress=progress)
+    if cfg.backend == "ray":  # the only branch: same study, storage and outputs as the local backend
+        from nas.search._ray_backend import SupernetScorer, run_study_ray
+
+        scorer = SupernetScorer.from_file(ckpt.path, inputs.splits, calib_images=cfg.calib_images,
+                                          val_limit=cfg.val_limit, seed=cfg.seed)
+        study = run_study_ray(inputs, scorer, progress=progress, log=log)
+    else:
+        accuracy = make_accuracy_fn(supernet, ckpt, inputs.splits, calib_images=cfg.calib_images,
+                                    val_limit=cfg.val_limit, seed=cfg.seed)
+        study = run_study(inputs, accuracy, progress=progress)
     result = finalize(inputs, study, supernet, ckpt, info, log=log)
     best = result["best"]
     if best:

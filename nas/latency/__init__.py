@@ -1,0 +1,55 @@
+"""Latency lookup tables measured with ONNX Runtime: build, predict, validate, calibrate, bundle.
+
+Public API (what the search needs)::
+
+    from nas.latency import load_table, predict_latency, parse_budget, min_latency
+
+    table = load_table("pixel_cpu", space=space)      # checked against the space's digest
+    ms = predict_latency(table, arch, space=space)    # Arch or NetworkSpec
+    budget = parse_budget("20ms")                     # -> 20.0
+    floor_ms, fastest = min_latency(table, space)     # no member is faster than this
+"""
+
+from nas.latency._budget import UNITS, parse_budget
+from nas.latency._coverage import DEFAULT_NUM_CLASSES, REFERENCE_NETWORKS, space_layers
+from nas.latency._measure import MeasureSettings, Timer, Timing, cpu_model, host_device_name
+from nas.latency._predict import load_table, min_latency, predict_latency, resolve_device
+from nas.latency._table import (
+    TABLES_DIR,
+    Entry,
+    LatencyTable,
+    LatencyTableError,
+    MissingKeyError,
+    SpaceRef,
+    TableHeader,
+    UnknownDeviceError,
+    available_devices,
+    table_path,
+)
+
+__all__ = [
+    "DEFAULT_NUM_CLASSES",
+    "REFERENCE_NETWORKS",
+    "TABLES_DIR",
+    "UNITS",
+    "Entry",
+    "LatencyTable",
+    "LatencyTableError",
+    "MeasureSettings",
+    "MissingKeyError",
+    "SpaceRef",
+    "TableHeader",
+    "Timer",
+    "Timing",
+    "UnknownDeviceError",
+    "available_devices",
+    "cpu_model",
+    "host_device_name",
+    "load_table",
+    "min_latency",
+    "parse_budget",
+    "predict_latency",
+    "resolve_device",
+    "space_layers",
+    "table_path",
+]

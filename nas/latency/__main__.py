@@ -1,0 +1,299 @@
+"""``python -m nas.latency``: build, predict, validate, calibrate, bundle, import, list.
+
+Examples::
+
+    python -m nas.latency build --device host                      # this machine, default space
+    python -m nas.latency build --device host --space mobilenetv3_small32
+    python -m nas.latency predict --device pixel_cpu --arch mobilenetv3_large --resolution 224
+    python -m nas.latency predict --device host --arch random:3 --space mobilenetv3_large --json
+    python -m nas.latency validate --device host --samples 60
+    python -m nas.latency calibrate --device pixel_cpu --host-table latency_tables/HOST.json
+    python -m nas.latency bundle --device my_phone --out bundle_dir
+    python -m nas.latency import bundle_dir --device my_phone
+    python -m nas.latency list
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from nas.errors import ArchError, ConfigError
+from nas.latency._budget import parse_budget
+from nas.latency._coverage import DEFAULT_NUM_CLASSES
+from nas.latency._table import LatencyTable, LatencyTableError, available_devices, table_path
+
+__all__ = ["main"]
+
+DEFAULT_SPACE = "mobilenetv3_large"
+
+
+def _num_classes(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--num-classes must be comma-separated integers, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"--num-classes values must be positive, got {text!r}")
+    return values
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _budget(text: str) -> float:
+    try:
+        return parse_budget(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _settings(args: argparse.Namespace):
+    from nas.latency._measure import MeasureSettings
+
+    return MeasureSettings(
+        warmup=args.warmup, rounds=args.rounds, repeats=args.repeats, intra_op_threads=args.threads
+    )
+
+
+def _add_protocol(p: argparse.ArgumentParser) -> None:
+    from nas.latency._measure import MeasureSettings
+
+    d = MeasureSettings()
+    g = p.add_argument_group("timing protocol (recorded in the table header)")
+    g.add_argument("--threads", type=_positive_int, default=d.intra_op_threads, help="ORT intra-op threads (default 1)")
+    g.add_argument("--warmup", type=int, default=d.warmup, help=f"untimed warm-up runs per model at the start of every round (default {d.warmup})")
+    g.add_argument("--rounds", type=_positive_int, default=d.rounds, help=f"interleaved rounds (default {d.rounds})")
+    g.add_argument("--repeats", type=_positive_int, default=d.repeats, help=f"timed runs per round (default {d.repeats})")
+
+
+def _table_file(device: str, tables_dir: str | None) -> Path:
+    from nas.latency._predict import resolve_device
+
+    return table_path(resolve_device(device), tables_dir)
+
+
+# -- subcommands -----------------------------------------------------------------------------------
+def cmd_build(args: argparse.Namespace) -> int:
+    from nas.latency._build import build_table
+    from nas.latency._predict import resolve_device
+    from nas.space import load_space
+
+    spaces = [load_space(s) for s in (args.space or [DEFAULT_SPACE])]
+    device = resolve_device(args.device)
+    path = Path(args.out) if args.out else table_path(device, args.tables_dir)
+    if args.device == "host":
+        print(f"host device: {device} -> {path}", file=sys.stderr)
+    table = build_table(
+        device,
+        path,
+        spaces=spaces,
+        num_classes=args.num_classes,
+        references=not args.no_references,
+        settings=_settings(args),
+        description=args.description or "",
+        chunk_size=args.chunk_size,
+        composition_subnets=args.composition_subnets,
+        progress=not args.quiet,
+    )
+    h = table.header
+    print(
+        f"{path}: {len(table)} keys, overhead {h.overhead_ms * 1000:.1f} us/call, per-layer composition "
+        f"correction {h.layer_correction_ms * 1000:+.1f} us, spaces {', '.join(s.name for s in h.spaces)}"
+    )
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from nas.latency._predict import load_table, predict_latency
+    from nas.summary import resolve_network
+
+    table = load_table(args.device, tables_dir=args.tables_dir)
+    spec = resolve_network(args.arch, space=args.space, resolution=args.resolution, num_classes=args.num_classes)
+    ms = predict_latency(table, spec)
+    within = None if args.budget is None else ms <= args.budget
+    if args.json:
+        out = {"latency_ms": round(ms, 4), "device": table.device, "method": table.header.method,
+               "network": spec.name, "resolution": spec.resolution}  # fmt: skip
+        if args.budget is not None:
+            out |= {"budget_ms": args.budget, "within_budget": within}
+        print(json.dumps(out))
+    else:
+        note = " (estimate)" if table.header.method == "estimated" else ""
+        line = f"{spec.name} @ {spec.resolution}px on {table.device}{note}: {ms:.2f} ms"
+        if args.budget is not None:
+            line += f"  ({'within' if within else 'over'} budget {args.budget:g} ms)"
+        print(line)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from nas.latency._predict import load_table
+    from nas.latency._validate import validate_table
+    from nas.space import load_space
+
+    space = load_space(args.space or DEFAULT_SPACE)
+    table = load_table(args.device, space=space, tables_dir=args.tables_dir)
+    report = validate_table(
+        table, space, args.samples, seed=args.seed, num_classes=args.num_classes, progress=not args.quiet
+    )
+    if args.report:
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.report).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+    if args.json:
+        print(json.dumps({k: v for k, v in report.to_dict().items() if k != "subnets"}))
+    else:
+        print(report.summary())
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from nas.latency._calibrate import calibrate_pixel, default_reference_dir
+
+    ref = Path(args.reference) if args.reference else default_reference_dir()
+    host = LatencyTable.read(args.host_table) if args.host_table else None
+    path = Path(args.out) if args.out else table_path(args.device, args.tables_dir)
+    table, report = calibrate_pixel(ref, host=host, device=args.device)
+    table.save(path)
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report["holdout"], indent=1))
+    print(f"wrote {path} ({len(table)} keys, estimated)")
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from nas.latency._bundle import write_bundle
+    from nas.space import load_space
+
+    spaces = [load_space(s) for s in (args.space or [DEFAULT_SPACE])]
+    manifest = write_bundle(
+        args.out, device=args.device, spaces=spaces, num_classes=args.num_classes,
+        references=not args.no_references, settings=_settings(args), progress=not args.quiet,
+    )  # fmt: skip
+    print(
+        f"wrote {len(manifest['models'])} models to {args.out}; on the device run:\n"
+        f"  python run_bundle.py            (in {args.out}; needs python3, numpy, onnxruntime)\n"
+        f"then here:\n  python -m nas.latency import {args.out} --device {args.device}"
+    )
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from nas.latency._bundle import import_bundle
+
+    path = Path(args.out) if args.out else table_path(args.device, args.tables_dir)
+    table = import_bundle(args.bundle, device=args.device, description=args.description or "")
+    table.save(path)
+    print(f"wrote {path}: {len(table)} keys, overhead {table.header.overhead_ms * 1000:.1f} us/call")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = []
+    for name in available_devices(args.tables_dir):
+        try:
+            t = LatencyTable.read(table_path(name, args.tables_dir))
+        except LatencyTableError as exc:
+            rows.append(f"{name:<28} INVALID: {str(exc).splitlines()[0]}")
+            continue
+        h = t.header
+        spaces = ",".join(s.name for s in h.spaces) or "-"
+        rows.append(f"{name:<28} {h.method:<9} {len(t):>6} keys  spaces: {spaces:<36} {h.description}")
+    print("\n".join(rows) if rows else "(no tables)")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m nas.latency", description=__doc__.split("\n")[0])
+    parser.add_argument("--tables-dir", help="where named tables live (default: latency_tables/)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build", help="measure a table on this machine (resumable)")
+    p.add_argument("--device", required=True, help="table name; 'host' = this machine's CPU name")
+    p.add_argument("--space", action="append", help=f"space name or YAML (repeatable; default {DEFAULT_SPACE})")
+    p.add_argument("--num-classes", type=_num_classes, default=DEFAULT_NUM_CLASSES, help="classifier widths, e.g. 10,1000")
+    p.add_argument("--no-references", action="store_true", help="skip the reference presets' keys")
+    p.add_argument("--description", help="free text stored in the header")
+    p.add_argument("--out", help="write here instead of latency_tables/DEVICE.json")
+    p.add_argument("--chunk-size", type=_positive_int, default=48)
+    p.add_argument("--composition-subnets", type=int, default=24,
+                   help="random subnets timed whole to fit the per-layer composition correction (0: none)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_protocol(p)
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("predict", help="predicted latency of a network on a device")
+    p.add_argument("--device", required=True, help="table name, 'host', or a table file")
+    p.add_argument("--arch", required=True, help="preset (mobilenetv3_large_0.75), largest|smallest|random:SEED, arch string or JSON file")
+    p.add_argument("--space", help="search space for largest/smallest/random")
+    p.add_argument("--resolution", type=_positive_int)
+    p.add_argument("--num-classes", type=_positive_int, default=1000)
+    p.add_argument("--budget", type=_budget, help="also say whether it fits: 20ms, 0.02s, 20 (= ms)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("validate", help="predicted vs measured latency of random subnets, on this machine")
+    p.add_argument("--device", required=True)
+    p.add_argument("--samples", type=_positive_int, required=True)
+    p.add_argument("--space", help=f"default {DEFAULT_SPACE}")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-classes", type=_positive_int, default=1000)
+    p.add_argument("--report", help="write the full report (every subnet) as JSON here")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("calibrate", help="estimate the pixel_cpu table from host keys + published Pixel-1 data")
+    p.add_argument("--device", default="pixel_cpu")
+    p.add_argument("--host-table", help="measured host table to transform (default: this machine's)")
+    p.add_argument("--reference", help="folder with the published data (default ../shared/reference)")
+    p.add_argument("--out")
+    p.add_argument("--report", help="write the calibration report (fit, hold-out errors) as JSON here")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("bundle", help="write ONNX models + a standalone runner to measure on a target device")
+    p.add_argument("--device", required=True, help="name of the target device's table")
+    p.add_argument("--out", required=True, help="bundle folder")
+    p.add_argument("--space", action="append", help=f"default {DEFAULT_SPACE}")
+    p.add_argument("--num-classes", type=_num_classes, default=DEFAULT_NUM_CLASSES)
+    p.add_argument("--no-references", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    _add_protocol(p)
+    p.set_defaults(func=cmd_bundle)
+
+    p = sub.add_parser("import", help="turn a bundle's results into a table")
+    p.add_argument("bundle", help="bundle folder holding results.json (or perf_test/ logs)")
+    p.add_argument("--device", required=True)
+    p.add_argument("--description")
+    p.add_argument("--out")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("list", help="tables available")
+    p.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (LatencyTableError, ValueError, ArchError, ConfigError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Building a table on this machine: coverage, resume after interruption, protocol checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nas.latency import LatencyTableError, MeasureSettings, Timer, load_table, min_latency, predict_latency, space_layers
+from nas.latency._build import build_table
+from nas.shapes import walk
+
+
+def test_space_keys_cover_every_member(micro_space, tiny_space):
+    for space in (micro_space, tiny_space):
+        keys = space_layers(space, (10,))
+        rng = np.random.default_rng(0)
+        for _ in range(30):
+            spec = space.resolve(space.sample(rng), num_classes=10)
+            assert {l.key for l in walk(spec)} <= set(keys)
+
+
+def test_built_table_covers_the_space(micro_table, micro_space):
+    h = micro_table.header
+    assert h.method == "measured" and h.complete and h.covers(micro_space.digest)
+    assert h.intra_op_threads == 1 and h.statistic == "median" and h.units == "ms"
+    assert 0 < h.overhead_ms < 0.2  # a few microseconds per call
+    assert h.composition is not None and h.composition["subnets"] == 3
+    assert set(micro_table.entries) == set(space_layers(micro_space, (10,)))
+    assert all(e.ms > h.overhead_ms * 0.5 for e in micro_table.entries.values())
+    arch = micro_space.largest()
+    assert predict_latency(micro_table, arch, space=micro_space, num_classes=10) > 0
+
+
+def test_min_latency_is_a_lower_bound_reached_by_its_arch(micro_table, micro_space):
+    floor, fastest = min_latency(micro_table, micro_space, num_classes=10)
+    assert fastest in micro_space
+    assert predict_latency(micro_table, fastest, space=micro_space, num_classes=10) == pytest.approx(floor)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        arch = micro_space.sample(rng)
+        assert predict_latency(micro_table, arch, space=micro_space, num_classes=10) >= floor - 1e-9
+
+
+class _InterruptAfter(Timer):
+    """A timer whose second chunk is interrupted (Ctrl-C in the middle of a build)."""
+
+    calls = 0
+
+    def time_models(self, models):
+        type(self).calls += 1
+        if type(self).calls == 2:
+            raise KeyboardInterrupt
+        return super().time_models(models)
+
+
+def test_interrupted_build_keeps_measured_keys_and_resumes(tmp_path, micro_space, fast_settings):
+    path = tmp_path / "dev.json"
+    with pytest.raises(KeyboardInterrupt):
+        build_table(
+            "dev", path, spaces=[micro_space], num_classes=(10,), references=False,
+            settings=fast_settings, chunk_size=5, composition_subnets=0, progress=False,
+            timer_factory=_InterruptAfter,
+        )  # fmt: skip
+    partial = load_table(path)
+    assert len(partial) == 5 and not partial.header.complete
+    with pytest.raises(LatencyTableError, match="interrupted"):
+        load_table(path, space=micro_space)  # not usable for a search yet
+    kept = dict(partial.entries)
+    table = build_table(
+        "dev", path, spaces=[micro_space], num_classes=(10,), references=False,
+        settings=fast_settings, chunk_size=5, composition_subnets=0, progress=False,
+    )  # fmt: skip
+    assert table.header.complete and len(table) == len(space_layers(micro_space, (10,)))
+    assert all(table.entries[k] == e for k, e in kept.items())  # not measured again
+    assert load_table(path, space=micro_space).device == "dev"
+
+
+def test_extending_with_other_settings_is_refused(tmp_path, micro_table, micro_space, fast_settings):
+    path = tmp_path / "dev.json"
+    micro_table.save(path)
+    other = MeasureSettings(warmup=1, rounds=2, repeats=3, intra_op_threads=2, max_retries=0)
+    with pytest.raises(LatencyTableError, match="intra_op_threads"):
+        build_table("dev", path, spaces=[micro_space], num_classes=(10,), references=False, settings=other, progress=False)
+    # same settings, nothing left to measure: the table is reused as it is
+    again = build_table(
+        "dev", path, spaces=[micro_space], num_classes=(10,), references=False, settings=fast_settings, progress=False
+    )
+    assert dict(again.entries) == dict(micro_table.entries)
+    assert again.header.overhead_ms == micro_table.header.overhead_ms
+
+
+def test_host_device_name_is_a_valid_table_name():
+    from nas.latency import host_device_name
+    from nas.latency._table import check_device_name
+
+    name = host_device_name()
+    assert check_device_name(name) == name and name.endswith("c")
+
+
+def test_timer_accepts_chw_and_batch_one_shapes(fast_settings):
+    from nas.latency._modules import export_onnx, overhead_module
+
+    module, shape = overhead_module()
+    model = export_onnx(module, shape)
+    timer = Timer(fast_settings)
+    a, b = timer.time_models([(model, shape), (model, (1, *shape))])
+    assert a.ms > 0 and b.ms > 0
+    with pytest.raises(ValueError, match="input_shape"):
+        timer.time_models([(model, (2, 1, 1, 1))])
