@@ -25,6 +25,7 @@ from nas.latency import LatencyTable, load_table, min_latency, parse_budget, pre
 from nas.space import Arch, SearchSpace, load_space
 from nas.search._objective import Objective
 from nas.search._params import arch_to_params
+from nas.search._seeds import feasible_seeds
 from nas.search._study import SAMPLERS, default_storage, make_sampler, open_study, study_name_for
 
 __all__ = [
@@ -201,7 +202,8 @@ def open_search_study(inputs: SearchInputs) -> optuna.Study:
     """Create or resume the run's study (heartbeat storage), with its provenance as study attrs.
 
     A new study gets the space's fastest member as its first trial, so it always has a feasible
-    answer. Both backends open the study here.
+    answer, and (NSGA-II / TPE) random members shrunk to fit the budget as its first generation
+    (:func:`feasible_seeds`). Both backends open the study here.
     """
     cfg, space = inputs.cfg, inputs.space
     study = open_study(_rdb_storage(inputs.storage), inputs.study_name, make_sampler(cfg.sampler, cfg.seed))
@@ -213,6 +215,11 @@ def open_search_study(inputs: SearchInputs) -> optuna.Study:
     study.set_user_attr("data", inputs.splits.name)
     if not study.trials:
         study.enqueue_trial(arch_to_params(inputs.fastest, space))
+        if cfg.sampler in ("nsga2", "tpe"):  # random search stays a plain random baseline
+            n = min(19, max(0, cfg.trials // 3))
+            for arch in feasible_seeds(space, latency_fn(inputs), inputs.budget_ms, inputs.fastest, n, cfg.seed):
+                if arch != inputs.fastest:
+                    study.enqueue_trial(arch_to_params(arch, space))
     return study
 
 

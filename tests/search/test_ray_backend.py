@@ -134,7 +134,8 @@ def test_searcher_asks_records_and_tells_our_study(tmp_path, tiny_space_file, fa
     from nas.search._ray_backend import ArchSearcher
     from nas.search._run import latency_fn, open_search_study
 
-    inputs = _ray_inputs(tmp_path, tiny_space_file, fake_table, splits, trials=4)
+    # random sampler: only the fastest member is enqueued (no feasible seeds), so trial numbers are known
+    inputs = _ray_inputs(tmp_path, tiny_space_file, fake_table, splits, trials=4, sampler="random")
     study = open_search_study(inputs)
     told = []
     searcher = ArchSearcher(study, space=inputs.space, budget_ms=inputs.budget_ms, latency_ms=latency_fn(inputs),

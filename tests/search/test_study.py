@@ -113,3 +113,13 @@ def test_enqueued_arch_comes_back(tiny_space):
         trial = study.ask()
         assert suggest_arch(trial, tiny_space) == arch
         study.tell(trial, [0.0, 0.0])
+
+
+def test_feasible_seeds_meet_the_budget(tiny_space):
+    from nas.search._seeds import feasible_seeds
+
+    fastest = tiny_space.smallest()
+    seeds = feasible_seeds(tiny_space, _latency, 30.0, fastest, n=8, seed=0)
+    assert len(seeds) == 8 and len({s.to_string() for s in seeds}) == 8
+    assert all(_latency(a) <= 30.0 and a in tiny_space for a in seeds)
+    assert seeds == feasible_seeds(tiny_space, _latency, 30.0, fastest, n=8, seed=0)
