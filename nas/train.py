@@ -39,7 +39,7 @@ from tqdm import tqdm
 from nas.data import DataSplits, iterate_batches, load_data
 from nas.errors import ConfigError, DataError
 from nas.evaluate import calibration_batches, evaluate_arch, subnet_resolution
-from nas.space import Arch, load_space
+from nas.space import Arch, SearchSpace, load_space
 from nas.supernet import Checkpoint, CheckpointError, Supernet, checkpoint_path, load_checkpoint, save_checkpoint
 
 if TYPE_CHECKING:
@@ -194,6 +194,25 @@ def _resume_config(ckpt: Checkpoint, cfg: TrainConfig, given: set[str]) -> Train
     return saved
 
 
+def prepare_run(
+    cfg: TrainConfig, path: Path, *, resume: bool, given: set[str] | None, splits: DataSplits | None
+) -> tuple[TrainConfig, Checkpoint | None, SearchSpace, DataSplits]:
+    """Everything a training run checks before it starts (shared by the local and Ray trainers):
+    the checkpoint to resume (or none in the way), its settings, the space and the data."""
+    ckpt = None
+    if resume:
+        ckpt = load_checkpoint(path)
+        cfg = _resume_config(ckpt, cfg, given or set())
+    elif path.exists():
+        raise CheckpointError(f"{path} exists: pass --resume to continue it, or choose another --run-dir")
+    space = load_space(cfg.space)
+    if splits is None:
+        splits = load_data(cfg.data, cfg.data_dir, seed=cfg.split_seed, channels=space.config.in_channels)
+    if ckpt is not None:
+        ckpt.check_compatible(space, splits.num_classes)
+    return cfg, ckpt, space, splits
+
+
 def train_supernet(
     cfg: TrainConfig,
     run_dir: str | Path,
@@ -232,17 +251,7 @@ def train_supernet(
     """
     run_dir = Path(run_dir)
     path = checkpoint_path(run_dir)
-    ckpt = None
-    if resume:
-        ckpt = load_checkpoint(path)
-        cfg = _resume_config(ckpt, cfg, given or set())
-    elif path.exists():
-        raise CheckpointError(f"{path} exists: pass --resume to continue it, or choose another --run-dir")
-    space = load_space(cfg.space)
-    if splits is None:
-        splits = load_data(cfg.data, cfg.data_dir, seed=cfg.split_seed, channels=space.config.in_channels)
-    if ckpt is not None:
-        ckpt.check_compatible(space, splits.num_classes)
+    cfg, ckpt, space, splits = prepare_run(cfg, path, resume=resume, given=given, splits=splits)
     dev = _pick_device(device)
     amp_dtype, use_scaler = _amp(dev)
     mf = torch.channels_last if cfg.channels_last else torch.contiguous_format

@@ -19,11 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nas.data import DataSplits, load_data
+from nas.data import DataSplits
 from nas.errors import ConfigError
-from nas.space import load_space
 from nas.distributed._cluster import ray_cluster
-from nas.supernet import CheckpointError, checkpoint_path, load_checkpoint
+from nas.supernet import checkpoint_path
 
 if TYPE_CHECKING:
     from nas.train import TrainConfig
@@ -107,7 +106,7 @@ def train_supernet_ray(
         CheckpointError: as for :func:`nas.train.train_supernet` (checked before workers start).
         DistributedTrainingError: training failed on the workers (the message carries their error).
     """
-    from nas.train import _resume_config
+    from nas.train import prepare_run
 
     problems = []
     if not isinstance(num_workers, int) or num_workers < 1:
@@ -121,16 +120,7 @@ def train_supernet_ray(
     run_dir = Path(run_dir).resolve()
     path = checkpoint_path(run_dir)
     # everything that can be wrong is checked here, before any worker starts
-    if resume:
-        ckpt = load_checkpoint(path)
-        cfg = _resume_config(ckpt, cfg, given or set())
-    elif path.exists():
-        raise CheckpointError(f"{path} exists: pass --resume to continue it, or choose another --run-dir")
-    space = load_space(cfg.space)
-    if splits is None:
-        splits = load_data(cfg.data, cfg.data_dir, seed=cfg.split_seed, channels=space.config.in_channels)
-    if resume:
-        ckpt.check_compatible(space, splits.num_classes)
+    cfg, ckpt, space, splits = prepare_run(cfg, path, resume=resume, given=given, splits=splits)
     run_dir.mkdir(parents=True, exist_ok=True)
 
     with ray_cluster(address, num_cpus=num_cpus, log=log) as resources:
