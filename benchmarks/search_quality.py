@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="two budgets: fractions of the way from the fastest to the slowest member, or ms values like 9ms")
     p.add_argument("--trials", type=int, default=40)
     p.add_argument("--samplers", default="nsga2,random")
+    p.add_argument("--seeds", default="0", help="comma-separated search seeds per sampler (the comparison uses the first)")
     p.add_argument("--supernet", default=None, help="supernet dir [the default one nas.search uses]")
     p.add_argument("--train-epochs", type=int, default=2)
     p.add_argument("--train-subset", type=int, default=20000)
@@ -163,24 +164,35 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     for budget in budgets:
         row: dict = {"budget_ms": round(budget, 3), "samplers": {}}
+        seeds = [int(x) for x in args.seeds.split(",")]
         for sampler in args.samplers.split(","):
-            cfg = SearchConfig(device=args.device, budget=f"{budget}ms", space=args.space, trials=args.trials,
-                               sampler=sampler, run_dir=str(work / f"{sampler}-{budget:.2f}ms"), seed=0)
-            inputs = prepare(cfg, splits=splits)
-            t0 = time.perf_counter()
-            study = run_study(inputs, cached_accuracy, progress=progress)
-            best = best_feasible_trial(study)
-            points = [(t.values[0], t.values[1]) for t in feasible_trials(study)]
+            runs = []
+            for seed in seeds:
+                cfg = SearchConfig(device=args.device, budget=f"{budget}ms", space=args.space, trials=args.trials,
+                                   sampler=sampler, run_dir=str(work / f"{sampler}-{budget:.2f}ms-s{seed}"), seed=seed)
+                inputs = prepare(cfg, splits=splits)
+                t0 = time.perf_counter()
+                study = run_study(inputs, cached_accuracy, progress=progress)
+                best = best_feasible_trial(study)
+                points = [(t.values[0], t.values[1]) for t in feasible_trials(study)]
+                runs.append({
+                    "seed": seed,
+                    "best_val_top1": best.values[0] if best else None,
+                    "best_latency_ms": best.values[1] if best else None,
+                    "best_arch": best.user_attrs["arch"] if best else None,
+                    "hypervolume": round(hypervolume(points, budget), 2),
+                    "feasible": len(points),
+                    "completed": len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
+                    "seconds": round(time.perf_counter() - t0, 1),
+                })
+                print(f"budget {budget:.2f} ms {sampler} seed {seed}: {runs[-1]}", file=sys.stderr)
+            bests = [r["best_val_top1"] for r in runs if r["best_val_top1"] is not None]
             row["samplers"][sampler] = {
-                "best_val_top1": best.values[0] if best else None,
-                "best_latency_ms": best.values[1] if best else None,
-                "best_arch": best.user_attrs["arch"] if best else None,
-                "hypervolume": round(hypervolume(points, budget), 2),
-                "feasible": len(points),
-                "completed": len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
-                "seconds": round(time.perf_counter() - t0, 1),
+                **runs[0],
+                "mean_best_val_top1": round(float(np.mean(bests)), 3) if bests else None,
+                "mean_hypervolume": round(float(np.mean([r["hypervolume"] for r in runs])), 2),
+                "runs": runs,
             }
-            print(f"budget {budget:.2f} ms {sampler}: {row['samplers'][sampler]}", file=sys.stderr)
         if not args.no_train:
             best_arch = Arch.from_string(row["samplers"][args.samplers.split(",")[0]]["best_arch"])
             res = best_arch.resolution
