@@ -162,9 +162,9 @@ def main(argv: list[str] | None = None) -> int:
                  "trials": args.trials, "floor_ms": probe.floor_ms, "slowest_ms": slowest,
                  "threads": torch.get_num_threads(), "budgets": []}
     started = time.time()
+    seeds = [int(x) for x in args.seeds.split(",")]
     for budget in budgets:
         row: dict = {"budget_ms": round(budget, 3), "samplers": {}}
-        seeds = [int(x) for x in args.seeds.split(",")]
         for sampler in args.samplers.split(","):
             runs = []
             for seed in seeds:
