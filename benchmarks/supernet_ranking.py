@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import platform
 import statistics
@@ -42,7 +43,7 @@ from nas.data import iterate_batches, load_data  # noqa: E402
 from nas.evaluate import calibration_batches, evaluate_arch, subnet_resolution, top1_accuracy  # noqa: E402
 from nas.nn import build_network  # noqa: E402
 from nas.space import Arch, BlockArch, SearchSpace, load_space  # noqa: E402
-from nas.supernet import Supernet, checkpoint_path, recalibrate_bn  # noqa: E402
+from nas.supernet import Supernet, checkpoint_path, load_checkpoint, recalibrate_bn  # noqa: E402
 from nas.train import TrainConfig, soft_cross_entropy, train_static, train_supernet  # noqa: E402
 
 QUICK = dict(epochs=2, subset=2048, n_random=1, val_subset=1000, calib_images=500)
@@ -198,6 +199,56 @@ def measure_costs(space: SearchSpace, cfg: TrainConfig, num_classes: int, splits
     return out
 
 
+#: TrainConfig fields that change what a stand-alone training computes (not the supernet-only ones,
+#: so trying another supernet recipe reuses the stand-alone results).
+STANDALONE_FIELDS = ("space", "data", "data_dir", "split_seed", "epochs", "batch_size", "lr", "momentum",
+                     "weight_decay", "warmup_epochs", "label_smoothing", "resolution", "scale_resolution",
+                     "subset", "seed", "channels_last")
+
+
+def standalone_key(arch: Arch, recipe: TrainConfig, val_limit: int | None) -> str:
+    fields = {k: getattr(recipe, k) for k in STANDALONE_FIELDS}
+    text = json.dumps([arch.to_string(), fields, val_limit, "calib2000-seed0"], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def train_alone(arch: Arch, recipe: TrainConfig, splits, space: SearchSpace, *, val_limit: int | None,
+                cache_dir: Path, progress: bool, desc: str) -> dict:
+    """Train ``arch`` from scratch with ``recipe`` (no distillation), BN-recalibrate it on the same
+    2000 training images the inherited subnets get, score it on the validation split.
+
+    Each result is cached in ``cache_dir`` (one JSON file per arch and recipe) as soon as it exists,
+    so an interrupted run resumes and several processes (``--shard``) can share the work.
+    """
+    path = cache_dir / f"{standalone_key(arch, recipe, val_limit)}.json"
+    if path.exists():
+        print(f"{desc}: cached in {path}", file=sys.stderr)
+        return json.loads(path.read_text())["result"]
+    res = subnet_resolution(recipe.resolution, recipe.scale_resolution, arch, space.config.base_resolution)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(recipe.seed)
+        net = build_network(space.resolve(arch, splits.num_classes))
+    hist = train_static(net, splits, recipe, resolution=res, progress=progress, desc=desc)
+
+    def val_batches():
+        return ((x.contiguous(memory_format=torch.channels_last), y) for x, y in
+                iterate_batches(splits.val, splits, batch_size=500, resolution=res, limit=val_limit))
+
+    out = {"standalone_no_recal_top1": round(top1_accuracy(net.eval(), val_batches())[0], 2)}
+    # the same BN recalibration as the inherited subnets get (running statistics lag behind the
+    # weights in short runs; recalibrating both keeps the comparison fair)
+    recalibrate_bn(net, calibration_batches(splits, images=2000, resolution=res, seed=0, channels_last=True))
+    out["standalone_top1"] = round(top1_accuracy(net.eval(), val_batches())[0], 2)
+    out["standalone_train_seconds"] = round(sum(h["train_seconds"] for h in hist), 1)
+    out["threads"] = torch.get_num_threads()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"arch": arch.to_string(), "recipe": recipe.to_dict(), "val_limit": val_limit,
+                               "result": out}, indent=1))
+    tmp.replace(path)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help=f"tiny budget to check the pipeline: {QUICK}")
@@ -212,12 +263,20 @@ def main(argv: list[str] | None = None) -> int:
                         "stand-alone budget is reduced): the fair check of 'largest within 1 point'")
     p.add_argument("--fixed-resolution", action="store_true", help="every subnet at --resolution (no scaling)")
     p.add_argument("--n-subnets", type=int, default=12)
+    p.add_argument("--pick-seed", type=int, default=0, help="seed of the subnet picking (not the supernet's seed)")
     p.add_argument("--run-dir", default=None, help="supernet run dir (reused when complete) [runs/bench_supernet]")
     p.add_argument("--val-limit", type=int, default=None, help="validation images scored [all; quick: 1000]")
     p.add_argument("--timing-repeats", type=int, default=None)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", default=None)
+    p.add_argument("--standalone-dir", default=str(ROOT / "runs" / "bench_standalone"),
+                   help="cache of stand-alone results, one file per arch and recipe (independent of the "
+                        "supernet, so other supernet recipes reuse it) [runs/bench_standalone]")
+    p.add_argument("--standalone-only", action="store_true",
+                   help="only train the stand-alone baselines into --standalone-dir (no supernet needed); "
+                        "with --shard K/N several processes share the work")
+    p.add_argument("--shard", default="0/1", help="with --standalone-only: train the subnets i with i %% N == K [0/1]")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -232,10 +291,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.fixed_resolution:
         overrides["scale_resolution"] = False
     cfg = TrainConfig(**overrides)
+    run_dir = Path(args.run_dir or ROOT / "runs" / f"bench_supernet{'_quick' if args.quick else ''}")
+    given = set(overrides)
+    if checkpoint_path(run_dir).exists():  # a trained (or partly trained) supernet: its recipe is the recipe
+        cfg = TrainConfig.from_checkpoint(load_checkpoint(checkpoint_path(run_dir)).settings)
+        given = {"epochs"} if args.epochs is not None else set()
+        if given:
+            cfg = dataclasses.replace(cfg, epochs=args.epochs)
     alone = {k: v for k, v in (("epochs", args.standalone_epochs), ("subset", args.standalone_subset)) if v}
     alone_cfg = dataclasses.replace(cfg, **alone)
     tag = "_quick" if args.quick else ""
-    run_dir = Path(args.run_dir or ROOT / "runs" / f"bench_supernet{tag}")
+    cache_dir = Path(args.standalone_dir)
     out_path = Path(args.out or ROOT / "benchmarks" / "results" / f"supernet_ranking{tag}.json")
     val_limit = args.val_limit or (1000 if args.quick else None)
     progress = not args.no_progress
@@ -245,15 +311,28 @@ def main(argv: list[str] | None = None) -> int:
     splits = load_data(cfg.data, cfg.data_dir, seed=cfg.split_seed, channels=space.config.in_channels)
     print(f"# {splits.describe()}\n# recipe {cfg.to_dict()}", file=sys.stderr)
 
+    archs = pick_subnets(space, splits.num_classes, cfg.resolution, args.n_subnets, args.pick_seed,
+                         cfg.scale_resolution)
+    if args.standalone_only:
+        k, n = (int(v) for v in args.shard.split("/"))
+        for i, arch in enumerate(archs):
+            if i % n == k:
+                r = train_alone(arch, alone_cfg, splits, space, val_limit=val_limit, cache_dir=cache_dir,
+                                progress=progress, desc=f"alone #{i}")
+                print(f"alone #{i} {r['standalone_top1']:6.2f} ({r['standalone_train_seconds']} s)  {arch}", file=sys.stderr)
+        if args.largest_full and alone_cfg != cfg and (len(archs) - 1) % n == k:
+            train_alone(archs[-1], cfg, splits, space, val_limit=val_limit, cache_dir=cache_dir, progress=progress,
+                        desc="largest alone, full recipe")
+        return 0
+
     # 1. supernet
     t0 = time.perf_counter()
     resume = checkpoint_path(run_dir).exists()
-    result = train_supernet(cfg, run_dir, resume=resume, given=set(overrides), progress=progress, splits=splits)
+    result = train_supernet(cfg, run_dir, resume=resume, given=given, progress=progress, splits=splits)
     supernet_seconds = time.perf_counter() - t0
     supernet = result.supernet
 
-    # 2-3. subnets and inherited accuracy
-    archs = pick_subnets(space, splits.num_classes, cfg.resolution, args.n_subnets, cfg.seed, cfg.scale_resolution)
+    # 2-3. inherited accuracy of the picked subnets
     rows = []
     calib_cache: dict[int, list] = {}
     for arch in archs:
@@ -270,43 +349,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"inherited {inherited.top1:6.2f} (no recal {plain.top1:6.2f})  {cost.madds / 1e6:6.1f}M  {arch}",
               file=sys.stderr)
 
-    # 4. stand-alone training, same recipe and budget.  Each result is cached in the run dir as
-    # soon as it exists, so an interrupted run picks up where it stopped.
-    cache_path = run_dir / "standalone_results.json"
-    done: dict = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-
-    def train_alone(arch: Arch, recipe: TrainConfig, desc: str) -> dict:
-        key = json.dumps([arch.to_string(), recipe.to_dict(), val_limit], sort_keys=True)
-        if key in done:
-            print(f"{desc}: cached in {cache_path}", file=sys.stderr)
-            return done[key]
-        res = subnet_resolution(cfg.resolution, cfg.scale_resolution, arch, space.config.base_resolution)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            net = build_network(space.resolve(arch, splits.num_classes))
-        hist = train_static(net, splits, recipe, resolution=res, progress=progress, desc=desc)
-
-        def val_batches():
-            return ((x.contiguous(memory_format=torch.channels_last), y) for x, y in
-                    iterate_batches(splits.val, splits, batch_size=500, resolution=res, limit=val_limit))
-
-        out = {"standalone_no_recal_top1": round(top1_accuracy(net.eval(), val_batches())[0], 2)}
-        # the same BN recalibration as the inherited subnets get (running statistics lag far
-        # behind the weights in short runs; recalibrating both keeps the comparison fair)
-        recalibrate_bn(net, calib_cache[res])
-        out["standalone_top1"] = round(top1_accuracy(net.eval(), val_batches())[0], 2)
-        out["standalone_train_seconds"] = round(sum(h["train_seconds"] for h in hist), 1)
-        done[key] = out
-        cache_path.write_text(json.dumps(done, indent=1))
-        return out
-
     for row, arch in zip(rows, archs):
-        row.update(train_alone(arch, alone_cfg, f"alone {row['madds'] / 1e6:.1f}M"))
+        row.update(train_alone(arch, alone_cfg, splits, space, val_limit=val_limit, cache_dir=cache_dir,
+                               progress=progress, desc=f"alone {row['madds'] / 1e6:.1f}M"))
         print(f"alone {row['standalone_top1']:6.2f} inherited {row['inherited_top1']:6.2f}  {arch}", file=sys.stderr)
 
     largest_full = None
     if args.largest_full and alone_cfg != cfg:
-        r = train_alone(archs[-1], cfg, "largest alone, full recipe")
+        r = train_alone(archs[-1], cfg, splits, space, val_limit=val_limit, cache_dir=cache_dir, progress=progress,
+                        desc="largest alone, full recipe")
         largest_full = {"top1": r["standalone_top1"], "train_seconds": r["standalone_train_seconds"]}
         print(f"largest alone, supernet's recipe: {largest_full['top1']:6.2f}", file=sys.stderr)
 

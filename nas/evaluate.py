@@ -37,6 +37,7 @@ __all__ = [
     "evaluate_arch",
     "eval_resolution",
     "subnet_resolution",
+    "proxy_side",
     "parse_arch",
     "main",
 ]
@@ -120,6 +121,16 @@ def calibration_batches(
     )
 
 
+def proxy_side(train_resolution: int | None, scale: bool, resolution: int, base_resolution: int) -> int:
+    """The side a network of deployment ``resolution`` trains and is scored at (see
+    :func:`subnet_resolution`)."""
+    if train_resolution is None:
+        return resolution
+    if not scale:
+        return train_resolution
+    return max(8, int(round(train_resolution * resolution / base_resolution)))
+
+
 def subnet_resolution(train_resolution: int | None, scale: bool, arch: Arch, base_resolution: int) -> int:
     """The side a subnet trains and is scored at.
 
@@ -128,11 +139,7 @@ def subnet_resolution(train_resolution: int | None, scale: bool, arch: Arch, bas
     ``round(train_resolution * arch.resolution / base_resolution)`` (160 px of a 224 px space -> 23 px
     at a 32 px proxy), so the deployment-resolution choice still changes proxy accuracy.
     """
-    if train_resolution is None:
-        return arch.resolution
-    if not scale:
-        return train_resolution
-    return max(8, int(round(train_resolution * arch.resolution / base_resolution)))
+    return proxy_side(train_resolution, scale, arch.resolution, base_resolution)
 
 
 def eval_resolution(ckpt: Checkpoint, arch: Arch) -> int:

@@ -36,6 +36,51 @@ def test_config_errors_name_field_value_and_allowed():
     assert "n_random: -1" in str(info.value)  # all problems at once
 
 
+class _Recording:
+    """A Supernet that records (arch, input side) of each forward call (installed by the test)."""
+
+    @staticmethod
+    def install(monkeypatch):
+        import nas.train
+        from nas.supernet import Supernet
+
+        calls = []
+
+        class Recording(Supernet):
+            def forward(self, x, arch):
+                if self.training:
+                    calls.append((arch, x.shape[-1]))
+                return super().forward(x, arch)
+
+        monkeypatch.setattr(nas.train, "Supernet", Recording)
+        return calls
+
+
+@pytest.mark.parametrize("sampling", ["step", "arch"])
+def test_resolution_sampling(monkeypatch, tmp_path, tiny_space, tiny_space_path, synthetic, sampling):
+    calls = _Recording.install(monkeypatch)
+    cfg = _cfg(tiny_space_path, epochs=1, resolution_sampling=sampling)
+    train_supernet(cfg, tmp_path, progress=False, splits=synthetic)
+    steps = [calls[i:i + 3] for i in range(0, len(calls), 3)]  # largest, smallest, 1 random per step
+    assert len(steps) == len(synthetic.train) // cfg.batch_size and all(len(s) == 3 for s in steps)
+    largest, smallest = tiny_space.largest(), tiny_space.smallest()
+    assert all(s[0][0] == largest and s[1][0] == smallest for s in steps)
+    if sampling == "step":  # one side per step, teacher included; every resolution gets its share
+        assert all(len({side for _, side in s}) == 1 for s in steps)
+        assert {s[0][1] for s in steps} == set(tiny_space.config.resolutions)
+    else:  # each subnet at its own arch's resolution
+        assert all(side == arch.resolution for s in steps for arch, side in s)
+
+
+def test_checkpoints_from_before_a_setting_existed_resume_as_they_were_trained():
+    settings = TrainConfig(resolution_sampling="arch").to_dict()
+    del settings["resolution_sampling"]
+    assert TrainConfig.from_checkpoint(settings).resolution_sampling == "arch"
+    assert TrainConfig().resolution_sampling == "step"
+    with pytest.raises(ValueError, match=r"resolution_sampling: 'each' \(allowed: step \| arch\)"):
+        TrainConfig(resolution_sampling="each")
+
+
 def test_interrupted_training_resumes_exactly(tmp_path, tiny_space_path, synthetic):
     cfg = _cfg(tiny_space_path)
     straight = train_supernet(cfg, tmp_path / "a", progress=False, splits=synthetic)
