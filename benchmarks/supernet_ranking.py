@@ -70,6 +70,21 @@ def kendall_tau_b(a: list[float], b: list[float]) -> float:
     return float((concordant - discordant) / denom) if denom else float("nan")
 
 
+def spearman_rho(a: list[float], b: list[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties)."""
+    def ranks(v: list[float]) -> np.ndarray:
+        v = np.asarray(v, dtype=float)
+        order = np.argsort(v, kind="stable")
+        r = np.empty(len(v))
+        r[order] = np.arange(len(v), dtype=float)
+        for value in np.unique(v):  # ties share their mean rank
+            r[v == value] = r[v == value].mean()
+        return r
+
+    ra, rb = ranks(a), ranks(b)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
 def _biased_sample(space: SearchSpace, rng: np.random.Generator, t: float) -> Arch:
     """A member whose every choice leans to the ``t`` quantile of its options (0 small, 1 large).
 
@@ -267,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run-dir", default=None, help="supernet run dir (reused when complete) [runs/bench_supernet]")
     p.add_argument("--val-limit", type=int, default=None, help="validation images scored [all; quick: 1000]")
     p.add_argument("--timing-repeats", type=int, default=None)
+    p.add_argument("--no-costs", action="store_true", help="skip the timing part (ranking only)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", default=None)
@@ -366,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     gaps = [a - i for a, i in zip(alone, inherited)]
     summary = {
         "kendall_tau": round(kendall_tau_b(inherited, alone), 3),
+        "spearman_rho": round(spearman_rho(inherited, alone), 3),
         "mean_gap_standalone_minus_inherited": round(float(np.mean(gaps)), 2),
         "largest_gap_standalone_minus_inherited": round(gaps[-1], 2),
         "largest_inherited_top1": inherited[-1],
@@ -379,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 5. costs
     repeats = args.timing_repeats or (5 if args.quick else 15)
-    costs = measure_costs(space, cfg, splits.num_classes, splits, repeats)
+    costs = None if args.no_costs else measure_costs(space, cfg, splits.num_classes, splits, repeats)
 
     report = {
         "mode": "quick" if args.quick else "full",
@@ -407,7 +424,8 @@ def _markdown(r: dict) -> str:
     lines = [
         f"### Supernet ranking ({r['mode']}) — `{r['command'].strip()}`",
         "",
-        f"- Kendall tau (inherited vs stand-alone, {len(r['subnets'])} subnets): **{s['kendall_tau']}**",
+        f"- Kendall tau (inherited vs stand-alone, {len(r['subnets'])} subnets): **{s['kendall_tau']}** "
+        f"(Spearman {s.get('spearman_rho')})",
         f"- mean gap stand-alone − inherited: {s['mean_gap_standalone_minus_inherited']} points; "
         f"largest subnet: inherited {s['largest_inherited_top1']} vs alone {s['largest_standalone_top1']} "
         f"({s['largest_gap_standalone_minus_inherited']} points)",
@@ -417,14 +435,16 @@ def _markdown(r: dict) -> str:
         f"{r['standalone_recipe']['subset'] or 'all'} images (supernet: {r['recipe']['epochs']} epochs of "
         f"{r['recipe']['subset'] or 'all'}); {r['val_images']} validation images",
         f"- BN recalibration gain (mean over subnets): {s['mean_bn_recalibration_gain']} points",
-        f"- per-subnet step overhead vs static net (like for like): largest {c['overhead_largest']}x, "
-        f"smallest {c['overhead_smallest']}x; as trained (padding taps skipped): largest "
-        f"{c['overhead_largest_as_trained']}x, smallest {c['overhead_smallest_as_trained']}x",
-        f"- sandwich step ({c['sandwich_subnets_per_step']} subnets) vs largest alone: "
-        f"{c['sandwich_vs_largest_alone']}x ({c['sandwich_step_ms']} vs {c['largest_alone_step_ms']} ms, batch "
-        f"{c['batch_size']})",
-        f"- BN recalibration of the largest subnet, 2000 images at {c['resolution']} px: "
-        f"{c['bn_recalibration_largest_2000_s']} s ({c['threads']} threads)",
+        *([] if c is None else [
+            f"- per-subnet step overhead vs static net (like for like): largest {c['overhead_largest']}x, "
+            f"smallest {c['overhead_smallest']}x; as trained (padding taps skipped): largest "
+            f"{c['overhead_largest_as_trained']}x, smallest {c['overhead_smallest_as_trained']}x",
+            f"- sandwich step ({c['sandwich_subnets_per_step']} subnets) vs largest alone: "
+            f"{c['sandwich_vs_largest_alone']}x ({c['sandwich_step_ms']} vs {c['largest_alone_step_ms']} ms, batch "
+            f"{c['batch_size']})",
+            f"- BN recalibration of the largest subnet, 2000 images at {c['resolution']} px: "
+            f"{c['bn_recalibration_largest_2000_s']} s ({c['threads']} threads)",
+        ]),
         f"- wall time {r['wall_seconds']} s",
         "",
         "| MAdds (M) | inherited | no recal | stand-alone | arch |",
