@@ -36,9 +36,9 @@ import torch  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from nas.cost import network_cost  # noqa: E402
-from nas.data import iterate_batches, load_data  # noqa: E402
+from nas.data import iterate_batches  # noqa: E402
 from nas.evaluate import calibration_batches, subnet_resolution, top1_accuracy  # noqa: E402
-from nas.latency import load_table, predict_latency  # noqa: E402
+from nas.latency import predict_latency  # noqa: E402
 from nas.latency._measure import Timer  # noqa: E402
 from nas.latency._modules import export_onnx  # noqa: E402
 from nas.latency._validate import settings_of  # noqa: E402

@@ -11,7 +11,7 @@ Activation memory is float32: ``activation_bytes`` is every tensor a layer write
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from nas.netspec import NetworkSpec
 from nas.shapes import LayerSpec, walk

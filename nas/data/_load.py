@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from nas.data._formats import IMAGE_SUFFIXES, read_cifar_batches, read_idx_pair, read_image_folder
+from nas.data._formats import read_cifar_batches, read_idx_pair, read_image_folder
 from nas.data._types import DataSplits, ImageData, channel_stats, split_train_val
 from nas.errors import DataError
 

@@ -24,7 +24,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-import onnxruntime as ort
 
 from nas.latency._modules import canary_layer, export_onnx, layer_module, overhead_module
 from nas.latency._runner import GRAPH_LEVELS, ChunkTimer, MeasureSettings, Timing, make_session

@@ -20,7 +20,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
 from nas.errors import ArchError, ConfigError, DataError
 from nas.latency import LatencyTableError

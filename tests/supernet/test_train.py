@@ -41,7 +41,7 @@ class _Recording:
 
     @staticmethod
     def install(monkeypatch):
-        import nas.train
+        import nas.train._supernet_training as training
         from nas.supernet import Supernet
 
         calls = []
@@ -52,7 +52,7 @@ class _Recording:
                     calls.append((arch, x.shape[-1]))
                 return super().forward(x, arch)
 
-        monkeypatch.setattr(nas.train, "Supernet", Recording)
+        monkeypatch.setattr(training, "Supernet", Recording)
         return calls
 
 

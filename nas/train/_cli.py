@@ -1,0 +1,133 @@
+"""``python -m nas.train``: the command line of supernet training.
+
+CLI (the default recipe: mobilenetv3_large at a 32 px proxy on Fashion-MNIST)::
+
+    python -m nas.train                                       # -> runs/supernet/supernet.pt
+    python -m nas.train --run-dir runs/supernet --resume
+    python -m nas.train --space mobilenetv3_small32 --resolution arch --run-dir runs/small32
+    python -m nas.train --smoke --run-dir runs/smoke          # about a minute
+    python -m nas.train --backend ray --num-workers 4         # data-parallel on a Ray cluster (docs/ray.md)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import torch
+
+from nas.errors import ConfigError, DataError
+from nas.supernet import CheckpointError
+from nas.train._config import RESOLUTION_SAMPLING, TrainConfig
+from nas.train._supernet_training import train_supernet
+
+__all__ = ["main", "SMOKE"]
+
+SMOKE = {"subset": 2560, "val_subset": 1000, "calib_images": 500, "epochs": 2, "n_random": 1}
+
+
+def _parser() -> argparse.ArgumentParser:
+    d = TrainConfig()
+    p = argparse.ArgumentParser(
+        prog="python -m nas.train",
+        description="Train a weight-sharing supernet with the sandwich rule and in-place distillation.",
+    )
+    # every setting defaults to None here so that --resume can tell which ones were given
+    p.add_argument("--space", default=None, help=f"space name or YAML file [{d.space}]")
+    p.add_argument("--data", default=None, help=f"fashion-mnist | cifar | image-folder | DIR [{d.data}]")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--run-dir", default="runs/supernet", help="output directory [runs/supernet]")
+    p.add_argument("--resume", action="store_true", help="continue RUN_DIR/supernet.pt after its last epoch")
+    p.add_argument("--epochs", type=int, default=None, help=f"[{d.epochs}]")
+    p.add_argument("--batch-size", type=int, default=None, help=f"[{d.batch_size}]")
+    p.add_argument("--lr", type=float, default=None, help=f"peak SGD learning rate [{d.lr}]")
+    p.add_argument("--weight-decay", type=float, default=None, help=f"[{d.weight_decay}]")
+    p.add_argument("--warmup-epochs", type=float, default=None, help=f"[{d.warmup_epochs}]")
+    p.add_argument("--distill-weight", type=float, default=None,
+                   help=f"share of distillation (vs labels) in the students' loss [{d.distill_weight}]")
+    p.add_argument("--n-random", type=int, default=None, help=f"random subnets per step besides largest+smallest [{d.n_random}]")
+    p.add_argument("--resolution", default=None,
+                   help=f"proxy training side in px, or 'arch' for each subnet's own resolution [{d.resolution}]")
+    p.add_argument("--subset", type=int, default=None, help="training images per epoch [all]")
+    p.add_argument("--val-subset", type=int, default=None, help=f"validation images scored per epoch [{d.val_subset}]")
+    p.add_argument("--calib-images", type=int, default=None, help=f"BN recalibration images [{d.calib_images}]")
+    p.add_argument("--resolution-sampling", choices=RESOLUTION_SAMPLING, default=None,
+                   help="step: one resolution per step for all its subnets (once-for-all); arch: each subnet at "
+                        f"its own arch's resolution (BigNAS) [{d.resolution_sampling}]")
+    p.add_argument("--fixed-resolution", action="store_true",
+                   help="train every subnet at --resolution (default: scale it with the arch's resolution)")
+    p.add_argument("--no-kernel-transform", action="store_true", help="plain centre-cropped kernels")
+    p.add_argument("--seed", type=int, default=None, help=f"[{d.seed}]")
+    p.add_argument("--smoke", action="store_true",
+                   help=f"tiny run to check the setup (about a minute): {SMOKE}")
+    p.add_argument("--device", default="auto", help="auto (CUDA with mixed precision when present) | cpu | cuda[:N]")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads [torch's default; with --backend ray: 1 per worker]")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: this process; ray: data-parallel Ray Train workers (DDP-style gradient averaging)")
+    p.add_argument("--num-workers", type=int, default=None, help="with --backend ray: training processes [2]")
+    p.add_argument("--ray-address", default=None,
+                   help="with --backend ray: cluster to join (HOST:PORT, ray://HOST:10001, auto) [start a local one]")
+    return p
+
+
+def _config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, set[str]]:
+    given: dict[str, Any] = dict(SMOKE) if args.smoke else {}
+    for name in ("space", "data", "data_dir", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
+                 "distill_weight", "n_random", "resolution_sampling", "subset", "val_subset", "calib_images", "seed"):
+        value = getattr(args, name)
+        if value is not None:
+            given[name] = value
+    if args.resolution is not None:
+        if args.resolution == "arch":
+            given["resolution"] = None
+        else:
+            try:
+                given["resolution"] = int(args.resolution)
+            except ValueError:
+                raise ConfigError("--resolution", [f"{args.resolution!r}: expected an integer or 'arch'"]) from None
+    if args.fixed_resolution:
+        given["scale_resolution"] = False
+    if args.no_kernel_transform:
+        given["kernel_transform"] = False
+    return TrainConfig(**given), set(given)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.threads and args.backend == "local":
+        torch.set_num_threads(args.threads)
+    try:
+        cfg, given = _config_from_args(args)
+        if args.backend == "ray":
+            from nas.distributed import DistributedTrainingError, train_supernet_ray
+
+            use_gpu = None if args.device == "auto" else args.device.startswith("cuda")
+            try:
+                path = train_supernet_ray(cfg, args.run_dir, num_workers=args.num_workers or 2, resume=args.resume,
+                                          given=given, address=args.ray_address, use_gpu=use_gpu,
+                                          threads_per_worker=args.threads or 1)
+            except DistributedTrainingError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+            print(f"checkpoint: {path}")
+            return 0
+        if args.num_workers is not None or args.ray_address is not None:
+            raise ConfigError("command line", [
+                f"{flag}: given without --backend ray (allowed only with it)"
+                for flag, value in (("--num-workers", args.num_workers), ("--ray-address", args.ray_address))
+                if value is not None
+            ])
+        result = train_supernet(cfg, args.run_dir, resume=args.resume, given=given, device=args.device,
+                                progress=not args.no_progress)
+    except (ConfigError, CheckpointError, DataError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; `python -m nas.train --run-dir {args.run_dir} --resume` continues after the last "
+              "completed epoch", file=sys.stderr)
+        return 130
+    print(f"checkpoint: {result.checkpoint}")
+    return 0

@@ -1,0 +1,285 @@
+"""Supernet training: the sandwich rule with in-place distillation, cosine schedule, checkpoints.
+
+Each step runs the largest subnet on the labels (label-smoothed cross-entropy), then the smallest
+and ``n_random`` random subnets on the largest one's soft predictions (in-place distillation,
+BigNAS / once-for-all) mixed with the labels (``distill_weight`` 0.5: in short CPU schedules a
+pure-distillation start, from a teacher that knows nothing yet, drags the shared weights back;
+measured below), accumulates all gradients and takes one SGD step.
+
+Reproducible: the shuffle order, the sampled subnets and dropout of epoch ``e`` are drawn from
+generators seeded with ``(seed, e)``, so a run resumed after epoch ``e`` continues exactly as the
+uninterrupted run would (checkpoints hold weights, optimizer and AMP-scaler states).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from nas.data import DataSplits, iterate_batches, load_data
+from nas.errors import DataError
+from nas.evaluate import calibration_batches, evaluate_arch, proxy_side, subnet_resolution
+from nas.space import Arch, SearchSpace, load_space
+from nas.supernet import Checkpoint, CheckpointError, Supernet, checkpoint_path, load_checkpoint, save_checkpoint
+from nas.train._config import TrainConfig
+from nas.train._optim import amp_settings, lr_at, param_groups, pick_device, soft_cross_entropy
+
+if TYPE_CHECKING:
+    from nas.distributed import DataParallel
+
+__all__ = ["TrainResult", "train_supernet", "prepare_run"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    supernet: Supernet
+    checkpoint: Path
+    history: list[dict[str, Any]]
+
+
+def _data_record(cfg: TrainConfig, splits: DataSplits) -> dict[str, Any]:
+    return {"name": cfg.data, "data_dir": cfg.data_dir, "split_seed": cfg.split_seed,
+            "num_classes": splits.num_classes, "source": splits.source}
+
+
+#: Settings that may differ when resuming (they do not change what is computed).
+_RESUMABLE = ("epochs",)
+
+
+def _resume_config(ckpt: Checkpoint, cfg: TrainConfig, given: set[str]) -> TrainConfig:
+    """The checkpoint's settings, with the explicitly given ones checked against them."""
+    saved = TrainConfig.from_checkpoint(ckpt.settings)
+    clashes = [
+        f"{k}: checkpoint has {getattr(saved, k)!r}, command line gives {getattr(cfg, k)!r}"
+        for k in sorted(given)
+        if k not in _RESUMABLE and getattr(saved, k) != getattr(cfg, k)
+    ]
+    if clashes:
+        raise CheckpointError(
+            f"cannot resume {ckpt.path} with different settings (drop the flags or use a new --run-dir): "
+            + "; ".join(clashes)
+        )
+    if "epochs" in given:
+        saved = replace(saved, epochs=cfg.epochs)
+    return saved
+
+
+def prepare_run(
+    cfg: TrainConfig, path: Path, *, resume: bool, given: set[str] | None, splits: DataSplits | None
+) -> tuple[TrainConfig, Checkpoint | None, SearchSpace, DataSplits]:
+    """Everything a training run checks before it starts (shared by the local and Ray trainers):
+    the checkpoint to resume (or none in the way), its settings, the space and the data."""
+    ckpt = None
+    if resume:
+        ckpt = load_checkpoint(path)
+        cfg = _resume_config(ckpt, cfg, given or set())
+    elif path.exists():
+        raise CheckpointError(f"{path} exists: pass --resume to continue it, or choose another --run-dir")
+    space = load_space(cfg.space)
+    if splits is None:
+        splits = load_data(cfg.data, cfg.data_dir, seed=cfg.split_seed, channels=space.config.in_channels)
+    if ckpt is not None:
+        ckpt.check_compatible(space, splits.num_classes)
+    return cfg, ckpt, space, splits
+
+
+def train_supernet(
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    given: set[str] | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    splits: DataSplits | None = None,
+    stop_after_epoch: int | None = None,
+    parallel: DataParallel | None = None,
+) -> TrainResult:
+    """Train (or resume training) a supernet; checkpoint to ``run_dir/supernet.pt`` every epoch.
+
+    Args:
+        cfg: the settings (on resume the checkpoint's settings win; ``given`` names the settings the
+            caller set explicitly, which must then agree with the checkpoint's, except ``epochs``).
+        run_dir: output directory.
+        resume: continue from ``run_dir/supernet.pt`` after its last completed epoch.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda[:N]``.
+        progress: show a tqdm progress bar.
+        splits: preloaded data (tests); default ``load_data(cfg.data, cfg.data_dir)``.
+        stop_after_epoch: return after this epoch is checkpointed (training in chunks; tests use
+            it to interrupt a run).
+        parallel: this process's share of a data-parallel run (``python -m nas.train --backend
+            ray``; see :mod:`nas.distributed`): each step trains on its slice of the global batch,
+            gradients are averaged across processes before the optimizer step, and only the
+            writer (rank 0) scores, prints and checkpoints. Every process draws the same shuffle
+            and subnets from the same seeded generator, so a step computes what the single-process
+            step computes on the same global batch, except that BatchNorm normalises each slice
+            with its own batch statistics (as DDP without SyncBN).
+
+    Raises:
+        CheckpointError: resuming a checkpoint of another space / class count / settings.
+        DataError: the data is missing.
+    """
+    run_dir = Path(run_dir)
+    path = checkpoint_path(run_dir)
+    cfg, ckpt, space, splits = prepare_run(cfg, path, resume=resume, given=given, splits=splits)
+    dev = pick_device(device)
+    amp_dtype, use_scaler = amp_settings(dev)
+    mf = torch.channels_last if cfg.channels_last else torch.contiguous_format
+
+    supernet = Supernet(space, splits.num_classes, kernel_transform=cfg.kernel_transform, seed=cfg.seed)
+    optimizer = torch.optim.SGD(param_groups(supernet, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum,
+                                nesterov=cfg.momentum > 0)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+    start_epoch, history = 0, []
+    if ckpt is not None:
+        supernet.load_state_dict(ckpt.model)
+        start_epoch, history = ckpt.epoch, list(ckpt.history)
+    supernet.to(dev, memory_format=mf)
+    if ckpt is not None:  # after .to(): optimizer state follows the parameters' device
+        optimizer.load_state_dict(ckpt.optimizer)
+        if ckpt.scaler:
+            scaler.load_state_dict(ckpt.scaler)
+    writer = parallel is None or parallel.is_writer
+    if parallel is not None:
+        parallel.check_batch_size(cfg.batch_size)
+        parallel.broadcast_parameters(supernet)
+
+    n_train = min(len(splits.train), cfg.subset or len(splits.train))
+    steps_per_epoch = n_train // cfg.batch_size
+    if steps_per_epoch == 0:
+        raise DataError(f"{n_train} training images are fewer than one batch of {cfg.batch_size}")
+    total_steps = cfg.epochs * steps_per_epoch
+    warmup_steps = int(cfg.warmup_epochs * steps_per_epoch)
+    largest, smallest = space.largest(), space.smallest()
+    # one proxy side for all, or None: batches stay at the data's side and are resized per subnet
+    per_subnet = cfg.resolution is None or cfg.scale_resolution
+    batch_res = None if per_subnet else cfg.resolution
+    base_res = space.config.base_resolution
+
+    resolutions = space.config.resolutions
+    step_sides = per_subnet and cfg.resolution_sampling == "step" and len(resolutions) > 1
+
+    def run(x: torch.Tensor, arch: Arch, side: int | None = None) -> torch.Tensor:
+        if side is None:
+            side = subnet_resolution(cfg.resolution, cfg.scale_resolution, arch, base_res)
+        if x.shape[-1] != side:
+            x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
+            x = x.contiguous(memory_format=mf)
+        with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            return supernet(x, arch)
+
+    if start_epoch >= cfg.epochs and writer:
+        print(f"{path}: already trained for {start_epoch} epochs (--epochs {cfg.epochs}); nothing to do")
+    for epoch in range(start_epoch, cfg.epochs):
+        rng = np.random.default_rng([cfg.seed, epoch])
+        torch_gen_seed = int(rng.integers(2**62))
+        supernet.train()
+        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
+                   disable=not (progress and writer), dynamic_ncols=True, file=sys.stderr)
+        t0, seen, loss_sum = time.perf_counter(), 0, 0.0
+        # Dropout draws from torch's global generator: seed it per epoch, inside a fork so the
+        # caller's generator state is left as it was.
+        with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
+            torch.manual_seed(torch_gen_seed)
+            batches = iterate_batches(splits.train, splits, batch_size=cfg.batch_size, resolution=batch_res,
+                                      shuffle=True, rng=rng, drop_last=True, limit=n_train)
+            for step, (x, y) in enumerate(batches):
+                lr = lr_at(epoch * steps_per_epoch + step, total_steps, warmup_steps, cfg.lr)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                if parallel is not None:
+                    x, y = parallel.shard(x, y)
+                x = x.to(dev, non_blocking=True).contiguous(memory_format=mf)
+                y = y.to(dev, non_blocking=True)
+                optimizer.zero_grad(set_to_none=True)
+                # sandwich rule: largest on labels, then smallest + random subnets distilled from it
+                side = None
+                if step_sides:  # one resolution for the whole step (the teacher's too)
+                    side = proxy_side(cfg.resolution, cfg.scale_resolution,
+                                      int(resolutions[rng.integers(len(resolutions))]), base_res)
+                    x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
+                    x = x.contiguous(memory_format=mf)
+                logits = run(x, largest, side)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                scaler.scale(loss).backward()
+                teacher = logits.detach().float().softmax(1)
+                step_loss = float(loss.detach())
+                for arch in [smallest] + [space.sample(rng) for _ in range(cfg.n_random)]:
+                    student = run(x, arch, side)
+                    kd = soft_cross_entropy(student, teacher)
+                    if cfg.distill_weight < 1.0:
+                        hard = F.cross_entropy(student.float(), y, label_smoothing=cfg.label_smoothing)
+                        kd = cfg.distill_weight * kd + (1.0 - cfg.distill_weight) * hard
+                    scaler.scale(kd).backward()
+                    step_loss += float(kd.detach())
+                if parallel is not None:
+                    parallel.average_gradients(supernet)
+                scaler.step(optimizer)
+                scaler.update()
+                seen += len(y)
+                loss_sum += step_loss
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_sum / (step + 1):.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}",
+                                lr=f"{lr:.3g}")
+        bar.close()
+        train_seconds = time.perf_counter() - t0
+        if parallel is not None:  # the loss and throughput of the whole run, not of this slice
+            loss_sum, seen = parallel.mean(loss_sum), seen * parallel.world_size
+        record = {"epoch": epoch + 1, "loss": round(loss_sum / steps_per_epoch, 4), "train_seconds": round(train_seconds, 1),
+                  "images_per_second": round(seen / train_seconds, 1)}
+        if parallel is not None:
+            record["workers"] = parallel.world_size
+        if not writer:
+            history.append(record)
+            if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+                break
+            continue
+        record |= _epoch_scores(supernet, splits, cfg, largest, smallest)
+        history.append(record)
+        save_checkpoint(path, Checkpoint(
+            space_name=space.name, space_digest=space.digest, space_config=space.config.to_dict(),
+            num_classes=splits.num_classes, data=_data_record(cfg, splits), train_resolution=cfg.resolution,
+            epoch=epoch + 1, kernel_transform=cfg.kernel_transform, settings=cfg.to_dict(),
+            model={k: v.detach().cpu() for k, v in supernet.state_dict().items()},
+            optimizer=_cpu(optimizer.state_dict()), scaler=scaler.state_dict() if use_scaler else None,
+            history=history,
+        ))
+        (run_dir / "history.json").write_text(json.dumps(history, indent=2))
+        print(f"epoch {epoch + 1}/{cfg.epochs}: " + ", ".join(f"{k} {v}" for k, v in record.items() if k != "epoch"),
+              file=sys.stderr)
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+            break
+    return TrainResult(supernet.eval(), path, history)
+
+
+def _cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_cpu(v) for v in obj]
+    return obj
+
+
+def _epoch_scores(supernet: Supernet, splits: DataSplits, cfg: TrainConfig, largest: Arch, smallest: Arch) -> dict:
+    """Validation top-1 of the largest and smallest subnets after BN recalibration."""
+    out = {}
+    for label, arch in (("largest", largest), ("smallest", smallest)):
+        res = subnet_resolution(cfg.resolution, cfg.scale_resolution, arch, supernet.space.config.base_resolution)
+        dev = next(supernet.parameters()).device
+        calib = calibration_batches(splits, images=cfg.calib_images, resolution=res, seed=cfg.seed, device=dev,
+                                    channels_last=cfg.channels_last)
+        score = evaluate_arch(supernet, arch, splits, resolution=res, limit=cfg.val_subset, calib_batches=calib,
+                              channels_last=cfg.channels_last)
+        out[f"val_top1_{label}"] = round(score.top1, 2)
+    return out
