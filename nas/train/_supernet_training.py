@@ -166,7 +166,7 @@ def train_supernet(
     base_res = space.config.base_resolution
 
     resolutions = space.config.resolutions
-    step_sides = per_subnet and cfg.resolution_sampling == "step" and len(resolutions) > 1
+    step_sides = per_subnet and cfg.resolution_sampling != "arch" and len(resolutions) > 1
 
     def run(x: torch.Tensor, arch: Arch, side: int | None = None) -> torch.Tensor:
         if side is None:
@@ -202,13 +202,11 @@ def train_supernet(
                 y = y.to(dev, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
                 # sandwich rule: largest on labels, then smallest + random subnets distilled from it
-                side = None
-                if step_sides:  # one resolution for the whole step (the teacher's too)
+                side = None  # None: each subnet at its own arch's side
+                if step_sides:  # one side for the step's students (and, with "step", the teacher)
                     side = proxy_side(cfg.resolution, cfg.scale_resolution,
                                       int(resolutions[rng.integers(len(resolutions))]), base_res)
-                    x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
-                    x = x.contiguous(memory_format=mf)
-                logits = run(x, largest, side)
+                logits = run(x, largest, side if cfg.resolution_sampling == "step" else None)
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
                 scaler.scale(loss).backward()
                 teacher = logits.detach().float().softmax(1)

@@ -56,7 +56,7 @@ class _Recording:
         return calls
 
 
-@pytest.mark.parametrize("sampling", ["step", "arch"])
+@pytest.mark.parametrize("sampling", ["step", "teacher-max", "arch"])
 def test_resolution_sampling(monkeypatch, tmp_path, tiny_space, tiny_space_path, synthetic, sampling):
     calls = _Recording.install(monkeypatch)
     cfg = _cfg(tiny_space_path, epochs=1, resolution_sampling=sampling)
@@ -68,6 +68,10 @@ def test_resolution_sampling(monkeypatch, tmp_path, tiny_space, tiny_space_path,
     if sampling == "step":  # one side per step, teacher included; every resolution gets its share
         assert all(len({side for _, side in s}) == 1 for s in steps)
         assert {s[0][1] for s in steps} == set(tiny_space.config.resolutions)
+    elif sampling == "teacher-max":  # teacher at its own (the largest) side, students share one per step
+        assert all(s[0][1] == largest.resolution for s in steps)
+        assert all(len({side for _, side in s[1:]}) == 1 for s in steps)
+        assert {s[1][1] for s in steps} == set(tiny_space.config.resolutions)
     else:  # each subnet at its own arch's resolution
         assert all(side == arch.resolution for s in steps for arch, side in s)
 
@@ -76,8 +80,8 @@ def test_checkpoints_from_before_a_setting_existed_resume_as_they_were_trained()
     settings = TrainConfig(resolution_sampling="arch").to_dict()
     del settings["resolution_sampling"]
     assert TrainConfig.from_checkpoint(settings).resolution_sampling == "arch"
-    assert TrainConfig().resolution_sampling == "step"
-    with pytest.raises(ValueError, match=r"resolution_sampling: 'each' \(allowed: step \| arch\)"):
+    assert TrainConfig().resolution_sampling == "teacher-max"
+    with pytest.raises(ValueError, match=r"resolution_sampling: 'each' \(allowed: step \| teacher-max \| arch\)"):
         TrainConfig(resolution_sampling="each")
 
 
