@@ -292,6 +292,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--standalone-only", action="store_true",
                    help="only train the stand-alone baselines into --standalone-dir (no supernet needed); "
                         "with --shard K/N several processes share the work")
+    p.add_argument("--standalone-seeds", default=None,
+                   help="comma-separated seeds of the stand-alone trainings; their mean is the reference ranking "
+                        "and the tau between two seeds shows the reference's own noise [the recipe's seed]")
     p.add_argument("--shard", default="0/1", help="with --standalone-only: train the subnets i with i %% N == K [0/1]")
     args = p.parse_args(argv)
     if args.threads:
@@ -316,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
             cfg = dataclasses.replace(cfg, epochs=args.epochs)
     alone = {k: v for k, v in (("epochs", args.standalone_epochs), ("subset", args.standalone_subset)) if v}
     alone_cfg = dataclasses.replace(cfg, **alone)
+    seeds = [int(v) for v in args.standalone_seeds.split(",")] if args.standalone_seeds else [alone_cfg.seed]
+    alone_cfgs = [dataclasses.replace(alone_cfg, seed=seed) for seed in seeds]
     tag = "_quick" if args.quick else ""
     cache_dir = Path(args.standalone_dir)
     out_path = Path(args.out or ROOT / "benchmarks" / "results" / f"supernet_ranking{tag}.json")
@@ -331,11 +336,13 @@ def main(argv: list[str] | None = None) -> int:
                          cfg.scale_resolution)
     if args.standalone_only:
         k, n = (int(v) for v in args.shard.split("/"))
-        for i, arch in enumerate(archs):
-            if i % n == k:
-                r = train_alone(arch, alone_cfg, splits, space, val_limit=val_limit, cache_dir=cache_dir,
-                                progress=progress, desc=f"alone #{i}")
-                print(f"alone #{i} {r['standalone_top1']:6.2f} ({r['standalone_train_seconds']} s)  {arch}", file=sys.stderr)
+        jobs = [(i, arch, recipe) for recipe in alone_cfgs for i, arch in enumerate(archs)]
+        for j, (i, arch, recipe) in enumerate(jobs):
+            if j % n == k:
+                r = train_alone(arch, recipe, splits, space, val_limit=val_limit, cache_dir=cache_dir,
+                                progress=progress, desc=f"alone #{i} seed {recipe.seed}")
+                print(f"alone #{i} seed {recipe.seed} {r['standalone_top1']:6.2f} ({r['standalone_train_seconds']} s)  "
+                      f"{arch}", file=sys.stderr)
         if args.largest_full and alone_cfg != cfg and (len(archs) - 1) % n == k:
             train_alone(archs[-1], cfg, splits, space, val_limit=val_limit, cache_dir=cache_dir, progress=progress,
                         desc="largest alone, full recipe")
@@ -366,9 +373,14 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
 
     for row, arch in zip(rows, archs):
-        row.update(train_alone(arch, alone_cfg, splits, space, val_limit=val_limit, cache_dir=cache_dir,
-                               progress=progress, desc=f"alone {row['madds'] / 1e6:.1f}M"))
-        print(f"alone {row['standalone_top1']:6.2f} inherited {row['inherited_top1']:6.2f}  {arch}", file=sys.stderr)
+        per_seed = [train_alone(arch, recipe, splits, space, val_limit=val_limit, cache_dir=cache_dir,
+                                progress=progress, desc=f"alone {row['madds'] / 1e6:.1f}M seed {recipe.seed}")
+                    for recipe in alone_cfgs]
+        row.update(per_seed[0])
+        row["standalone_top1_seeds"] = [r["standalone_top1"] for r in per_seed]
+        row["standalone_top1"] = round(float(np.mean(row["standalone_top1_seeds"])), 3)
+        row["standalone_train_seconds"] = [r["standalone_train_seconds"] for r in per_seed]
+        print(f"alone {row['standalone_top1_seeds']} inherited {row['inherited_top1']:6.2f}  {arch}", file=sys.stderr)
 
     largest_full = None
     if args.largest_full and alone_cfg != cfg:
@@ -383,6 +395,15 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "kendall_tau": round(kendall_tau_b(inherited, alone), 3),
         "spearman_rho": round(spearman_rho(inherited, alone), 3),
+        "standalone_seeds": seeds,
+        "kendall_tau_per_seed": [round(kendall_tau_b(inherited, [r["standalone_top1_seeds"][i] for r in rows]), 3)
+                                 for i in range(len(seeds))],
+        # the reference's own noise: how well one stand-alone seed ranks the other
+        "kendall_tau_standalone_seed_vs_seed": (
+            round(kendall_tau_b(*[[r["standalone_top1_seeds"][i] for r in rows] for i in (0, 1)]), 3)
+            if len(seeds) > 1 else None),
+        # a zero-cost baseline: ranking the subnets by their MAdds alone
+        "kendall_tau_madds": round(kendall_tau_b([r["madds"] for r in rows], alone), 3),
         "mean_gap_standalone_minus_inherited": round(float(np.mean(gaps)), 2),
         "largest_gap_standalone_minus_inherited": round(gaps[-1], 2),
         "largest_inherited_top1": inherited[-1],
@@ -402,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         "mode": "quick" if args.quick else "full",
         "command": "python benchmarks/supernet_ranking.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])),
         "recipe": cfg.to_dict(),
-        "standalone_recipe": alone_cfg.to_dict(),
+        "standalone_recipe": alone_cfg.to_dict(),  # seed: see summary.standalone_seeds
         "val_images": val_limit or len(splits.val),
         "machine": {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor(),
                     "threads": torch.get_num_threads()},
@@ -425,7 +446,9 @@ def _markdown(r: dict) -> str:
         f"### Supernet ranking ({r['mode']}) — `{r['command'].strip()}`",
         "",
         f"- Kendall tau (inherited vs stand-alone, {len(r['subnets'])} subnets): **{s['kendall_tau']}** "
-        f"(Spearman {s.get('spearman_rho')})",
+        f"(Spearman {s.get('spearman_rho')}); stand-alone seeds {s.get('standalone_seeds')}, tau per seed "
+        f"{s.get('kendall_tau_per_seed')}, seed vs seed {s.get('kendall_tau_standalone_seed_vs_seed')}; "
+        f"MAdds alone {s.get('kendall_tau_madds')}",
         f"- mean gap stand-alone − inherited: {s['mean_gap_standalone_minus_inherited']} points; "
         f"largest subnet: inherited {s['largest_inherited_top1']} vs alone {s['largest_standalone_top1']} "
         f"({s['largest_gap_standalone_minus_inherited']} points)",
@@ -451,8 +474,9 @@ def _markdown(r: dict) -> str:
         "|---:|---:|---:|---:|---|",
     ]
     for row in r["subnets"]:
+        seeds = " / ".join(str(v) for v in row.get("standalone_top1_seeds", [row["standalone_top1"]]))
         lines.append(f"| {row['madds'] / 1e6:.1f} | {row['inherited_top1']} | {row['inherited_no_recal_top1']} | "
-                     f"{row['standalone_top1']} | `{row['arch']}` |")
+                     f"{row['standalone_top1']} ({seeds}) | `{row['arch']}` |")
     return "\n".join(lines)
 
 

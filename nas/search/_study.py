@@ -15,6 +15,7 @@ __all__ = [
     "SAMPLERS",
     "constraint_values",
     "make_sampler",
+    "SeededNSGAIISampler",
     "open_study",
     "default_storage",
     "study_name_for",
@@ -40,11 +41,28 @@ def constraint_values(trial: FrozenTrial) -> Sequence[float]:
     return (float(trial.constraints.get(CONSTRAINT_NAME, float("inf"))),)
 
 
+class SeededNSGAIISampler(optuna.samplers.NSGAIISampler):
+    """NSGA-II whose first generation includes the enqueued trials.
+
+    Optuna's NSGA-II only counts trials that it sampled itself (they carry its generation
+    attribute); an enqueued trial never gets one, so NSGA-II ignores enqueued starting points and
+    opens its own generation 0 with random members. Here an enqueued trial is assigned its
+    generation when it starts, with the rule sampled trials follow (the current generation until
+    it holds ``population_size`` finished trials), so the feasible seeds form (part of) generation
+    0 and become the parents of generation 1.
+    """
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        super().before_trial(study, trial)
+        if "fixed_params" in trial.system_attrs:
+            self.get_trial_generation(study, trial)
+
+
 def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     """``nsga2`` (default), ``tpe`` or ``random``; the first two honour the budget constraint."""
     # Both read the constraint each trial stores (trial.set_constraint); no constraints_func needed.
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=20, seed=seed)
+        return SeededNSGAIISampler(population_size=20, seed=seed)
     if name == "tpe":
         return optuna.samplers.TPESampler(n_startup_trials=10, seed=seed, multivariate=True)
     if name == "random":

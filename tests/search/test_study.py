@@ -123,3 +123,23 @@ def test_feasible_seeds_meet_the_budget(tiny_space):
     assert len(seeds) == 8 and len({s.to_string() for s in seeds}) == 8
     assert all(_latency(a) <= 30.0 and a in tiny_space for a in seeds)
     assert seeds == feasible_seeds(tiny_space, _latency, 30.0, fastest, n=8, seed=0)
+
+
+def test_nsga2_breeds_its_second_generation_from_enqueued_seeds():
+    # Optuna's own NSGA-II ignores enqueued trials (no generation attribute) and opens its own
+    # random generation 0; ours makes them generation 0, the parents of generation 1.
+    sampler = make_sampler("nsga2", seed=0)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    pop = sampler.population_size
+    for _ in range(pop):
+        study.enqueue_trial({f"x{j}": 1 for j in range(30)})
+
+    def objective(trial):
+        return sum(trial.suggest_categorical(f"x{j}", [0, 1, 2, 3]) for j in range(30)), 0.0
+
+    study.optimize(objective, n_trials=2 * pop)
+    key = f"{type(sampler).__name__}:generation"
+    assert [t.system_attrs[key] for t in study.trials] == [0] * pop + [1] * pop
+    # children of all-ones parents stay near 30 (a mutation or two); random members average 45
+    children = [t.values[0] for t in study.trials[pop:]]
+    assert max(children) <= 36, children
