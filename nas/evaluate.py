@@ -38,6 +38,7 @@ __all__ = [
     "eval_resolution",
     "subnet_resolution",
     "proxy_side",
+    "describe_resolution",
     "parse_arch",
     "main",
 ]
@@ -140,6 +141,22 @@ def subnet_resolution(train_resolution: int | None, scale: bool, arch: Arch, bas
     at a 32 px proxy), so the deployment-resolution choice still changes proxy accuracy.
     """
     return proxy_side(train_resolution, scale, arch.resolution, base_resolution)
+
+
+def describe_resolution(ckpt: Checkpoint) -> tuple[str, dict[int, int]]:
+    """How a checkpoint's subnets are trained and scored, in words, and the side per deployment
+    resolution of the space (``{160: 23, ..., 224: 32}`` for a scaled 32 px proxy)."""
+    cfg = ckpt.space_config
+    base, resolutions = int(cfg["base_resolution"]), [int(r) for r in cfg["resolutions"]]
+    scale = bool(ckpt.settings.get("scale_resolution", False))
+    sides = {r: proxy_side(ckpt.train_resolution, scale, r, base) for r in resolutions}
+    if ckpt.train_resolution is None:
+        return "each arch's own deployment resolution", sides
+    if scale and len(set(sides.values())) > 1:
+        pairs = ", ".join(f"{r}->{side}" for r, side in sides.items())
+        return (f"a {ckpt.train_resolution} px proxy of the {base} px base resolution, scaled with each arch's "
+                f"deployment resolution ({pairs} px)"), sides
+    return f"a fixed {ckpt.train_resolution} px", sides
 
 
 def eval_resolution(ckpt: Checkpoint, arch: Arch) -> int:

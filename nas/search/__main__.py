@@ -71,7 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    import optuna
+
     from nas.search._pipeline import run_pipeline
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar and our lines say what happens
 
     try:
         cfg = SearchConfig(

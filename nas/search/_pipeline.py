@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from nas.cost import network_cost
 from nas.data import DataSplits
-from nas.evaluate import calibration_batches, eval_resolution, evaluate_arch
+from nas.evaluate import calibration_batches, describe_resolution, eval_resolution, evaluate_arch
 from nas.search._plots import write_pareto_plots
 from nas.search._report import write_report, write_result
 from nas.search._run import SearchConfig, SearchInputs, prepare, run_study, supernet_dir
@@ -45,8 +45,7 @@ def ensure_supernet(
         supernet, ckpt = load_supernet(path, space=space, num_classes=inputs.splits.num_classes)
         target = cfg.epochs or int(ckpt.settings.get("epochs", tcfg.epochs))
         if ckpt.epoch >= target:
-            log(f"supernet: reusing {path} ({ckpt.epoch} epochs, trained at "
-                f"{ckpt.train_resolution or 'each arch'}'s resolution)")
+            log(f"supernet: reusing {path} ({ckpt.epoch} epochs, trained at {describe_resolution(ckpt)[0]})")
             return supernet, ckpt, info
         log(f"supernet: {path} has {ckpt.epoch}/{target} epochs; resuming its training")
         resume = True
@@ -110,7 +109,8 @@ def finalize(
     table = inputs.table
     train_res = ckpt.train_resolution
     deploy = f"{min(space.config.resolutions)}-{max(space.config.resolutions)} px"
-    proxy = train_res is not None and train_res not in space.config.resolutions
+    how, sides = describe_resolution(ckpt)
+    proxy = any(side != r for r, side in sides.items())
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     best_trial = best_feasible_trial(study)
     result: dict[str, Any] = {
@@ -130,10 +130,11 @@ def finalize(
         "data": {"name": splits.name, "source": splits.source, "description": splits.describe(),
                  "num_classes": splits.num_classes},
         "resolutions": {"train": train_res if train_res is not None else "each arch's own", "deploy": deploy,
-                        "proxy": proxy},
+                        "train_side_by_deploy_resolution": {str(r): side for r, side in sides.items()},
+                        "proxy": proxy, "description": how},
         "accuracy_note": (
-            f"top-1 on the validation split at the {train_res} px training resolution: a proxy for accuracy "
-            f"at the deployment resolution" if proxy else "top-1 on the validation split at each arch's resolution"
+            f"top-1 on the validation split at {how}: a proxy for accuracy at the deployment resolution"
+            if proxy else "top-1 on the validation split at each arch's resolution"
         ),
         "supernet": {**supernet_info, "epochs": ckpt.epoch, "checkpoint": str(checkpoint_path(supernet_info["dir"]))},
         "search": {
@@ -185,7 +186,8 @@ def finalize(
             )
             result["exported"] = exported.to_dict()
             best["measured_latency_ms"] = _measured_latency(inputs, exported.onnx_path, arch.resolution)
-    label = f"val top-1 % ({'proxy, ' if proxy else ''}{train_res or 'own'} px)"
+    side_range = f"{min(sides.values())}-{max(sides.values())}" if len(set(sides.values())) > 1 else f"{train_res or 'own'}"
+    label = f"val top-1 % ({'proxy, ' if proxy else ''}{side_range} px)"
     html, png = write_pareto_plots(
         study, run_dir, budget_ms=inputs.budget_ms, accuracy_label=label,
         title=f"{space.name} on {table.device} ({table.header.method}), budget {inputs.budget_ms:g} ms",
@@ -211,10 +213,9 @@ def run_pipeline(
     log(f"data: {inputs.splits.describe()}")
     log(f"run dir: {inputs.run_dir}; study {inputs.study_name!r} in {inputs.storage}")
     supernet, ckpt, info = ensure_supernet(inputs, progress=progress, log=log)
-    train_res = ckpt.train_resolution
-    log(f"resolutions: accuracy measured at the {train_res or 'arch'} px training resolution; latency predicted "
-        f"at each arch's deployment resolution ({min(inputs.space.config.resolutions)}-"
-        f"{max(inputs.space.config.resolutions)} px)" + ("; accuracy is a proxy" if train_res else ""))
+    how, sides = describe_resolution(ckpt)
+    log(f"resolutions: accuracy measured at {how}; latency predicted at each arch's deployment resolution "
+        f"({min(sides)}-{max(sides)} px)" + ("; accuracy is a proxy" if any(s != r for r, s in sides.items()) else ""))
     if cfg.backend == "ray":  # the only branch: same study, storage and outputs as the local backend
         from nas.search._ray_backend import SupernetScorer, run_study_ray
 

@@ -34,7 +34,8 @@ def write_report(run_dir: Path, result: dict[str, Any]) -> Path:
         + f"; {result['table']['runtime']} {result['table']['runtime_version']}, "
         f"{result['table']['threads']} thread(s)).",
         f"- Data: {result['data']['description']}.",
-        f"- Accuracy is top-1 on the validation split at the **training resolution {res['train']} px**; "
+        f"- Accuracy is top-1 on the validation split at the **training resolution**: "
+        f"{res.get('description', str(res['train']) + ' px')}; "
         f"latency is predicted at the **deployment resolution** of each arch ({res['deploy']})."
         + (" The accuracy is therefore a **proxy** for accuracy at deployment resolution." if res["proxy"] else ""),
         f"- Search: {result['search']['sampler']} sampler, {result['search']['completed_trials']} completed trials "
@@ -51,11 +52,14 @@ def write_report(run_dir: Path, result: dict[str, Any]) -> Path:
             "",
             "| metric | value |",
             "| --- | --- |",
-            f"| validation top-1 (proxy, {res['train']} px) | {best['val_accuracy']:.2f} % |",
-            f"| test top-1 (proxy, {res['train']} px) | {_fmt(best.get('test_accuracy'), '.2f')} % |",
+            f"| validation top-1 ({'proxy, ' if res['proxy'] else ''}{best['eval_resolution']} px) | "
+            f"{best['val_accuracy']:.2f} % |",
+            f"| test top-1 ({'proxy, ' if res['proxy'] else ''}{best['eval_resolution']} px) | "
+            + (f"{best['test_accuracy']:.2f} % |" if best.get("test_accuracy") is not None else "n/a (no test split) |"),
             f"| predicted latency at {best['deploy_resolution']} px | {best['predicted_latency_ms']:.2f} ms |",
             f"| measured latency of the exported ONNX model on this machine | "
-            f"{_fmt(best.get('measured_latency_ms'), '.2f')} ms |",
+            + (f"{best['measured_latency_ms']:.2f} ms |" if best.get("measured_latency_ms") is not None
+               else "n/a (the device table was not measured on this machine) |"),
             f"| parameters | {best['params']:,} |",
             f"| multiply-adds at {best['deploy_resolution']} px | {best['madds'] / 1e6:.1f} M |",
             "",
