@@ -57,7 +57,7 @@ def write_report(run_dir: Path, result: dict[str, Any]) -> Path:
             f"| test top-1 ({'proxy, ' if res['proxy'] else ''}{best['eval_resolution']} px) | "
             + (f"{best['test_accuracy']:.2f} % |" if best.get("test_accuracy") is not None else "n/a (no test split) |"),
             f"| predicted latency at {best['deploy_resolution']} px | {best['predicted_latency_ms']:.2f} ms |",
-            f"| measured latency of the exported ONNX model on this machine | "
+            "| measured latency of the exported ONNX model on this machine | "
             + (f"{best['measured_latency_ms']:.2f} ms |" if best.get("measured_latency_ms") is not None
                else "n/a (the device table was not measured on this machine) |"),
             f"| parameters | {best['params']:,} |",
