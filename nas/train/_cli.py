@@ -53,9 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--val-subset", type=int, default=None, help=f"validation images scored per epoch [{d.val_subset}]")
     p.add_argument("--calib-images", type=int, default=None, help=f"BN recalibration images [{d.calib_images}]")
     p.add_argument("--resolution-sampling", choices=RESOLUTION_SAMPLING, default=None,
-                   help="teacher-max: the largest subnet at the largest resolution, the other subnets of a step at "
-                        "one resolution drawn per step; step: all at the drawn one (once-for-all); arch: each "
-                        f"subnet at its own arch's resolution (BigNAS) [{d.resolution_sampling}]")
+                   help="step-sandwich: the teacher (largest) at the largest resolution, then largest, smallest and "
+                        "random subnets at one resolution drawn per step; teacher-max: the same without the "
+                        "largest as a student; step: all at the drawn one (once-for-all); arch: each subnet at its "
+                        f"own arch's resolution (BigNAS) [{d.resolution_sampling}]")
     p.add_argument("--fixed-resolution", action="store_true",
                    help="train every subnet at --resolution (default: scale it with the arch's resolution)")
     p.add_argument("--no-kernel-transform", action="store_true", help="plain centre-cropped kernels")

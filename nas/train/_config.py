@@ -11,7 +11,7 @@ from nas.errors import ConfigError
 __all__ = ["TrainConfig", "RESOLUTION_SAMPLING"]
 
 #: How subnets of one training step get their input side (see :class:`TrainConfig`).
-RESOLUTION_SAMPLING = ("step", "teacher-max", "arch")
+RESOLUTION_SAMPLING = ("step-sandwich", "teacher-max", "step", "arch")
 
 #: Settings added after checkpoints were first written, with the value those checkpoints were
 #: trained with (so resuming an older checkpoint continues it as it was trained).
@@ -28,16 +28,24 @@ class TrainConfig:
     trains at the proportional side (224 -> 32, 160 -> 23 px), so that the deployment-resolution
     choice keeps an effect on proxy accuracy (see :func:`nas.evaluate.subnet_resolution`).
     ``resolution_sampling`` (when subnets train at different sides, i.e. ``resolution`` is None or
-    scaled): ``teacher-max`` (default) draws one of the space's resolutions per step, uniformly, for
-    all the step's students (smallest and random subnets), while the teacher (the largest subnet)
-    always runs at its own, the largest, side; ``step`` runs the teacher at the drawn side too
-    (once-for-all's elastic resolution); ``arch`` runs each subnet at its own arch's resolution
-    (BigNAS), which trains the smallest and largest sides at every step (through the smallest
-    and largest subnets) and the others only through the random subnets. On Fashion-MNIST
-    (``benchmarks/SUPERNET.md``) ``arch`` made 25-27 px subnets score below the 23 px smallest
-    one (Kendall tau 0.42 against training alone); ``step`` fixed that but left every subnet
-    1-2 points short (a teacher at 23-30 px is a weaker teacher; tau 0.58); ``teacher-max`` gave
-    tau 0.64 with the largest subnet within 0.3 points of training it alone.
+    scaled) — which side each subnet of a step runs at:
+
+    - ``step-sandwich`` (default): the teacher (the largest subnet, on the labels) at its own, the
+      largest, side; then the whole sandwich as students at one side drawn uniformly per step from
+      the space's resolutions: the largest again (unless the drawn side is the teacher's), the
+      smallest and ``n_random`` random subnets;
+    - ``teacher-max``: the same without the largest as a student;
+    - ``step``: everything at the drawn side, teacher included (once-for-all's elastic resolution);
+    - ``arch``: each subnet at its own arch's side (BigNAS): the smallest and largest sides are
+      trained at every step, the others only through the random subnets.
+
+    Measured on Fashion-MNIST against the 12 subnets of ``benchmarks/supernet_ranking.py`` trained
+    alone (``benchmarks/SUPERNET.md``): ``arch`` rated 25-27 px subnets below the 23 px smallest one
+    (Pearson 0.53 with the stand-alone accuracies); ``step`` fixed the order but left subnets 1.3
+    points short on average (a teacher at 23-30 px teaches less; Pearson 0.75); ``teacher-max``
+    closed part of the gap (0.9 points) but under-rated large subnets away from 32 px, which only
+    the teacher trained; ``step-sandwich`` gave the smallest gap (0.36 points) and the best
+    agreement (Pearson 0.79) for about 40 % more time per step.
     ``subset``: training images per epoch (a fresh random subset each epoch; ``None`` = all).
     ``distill_weight``: share of the students' loss that is distillation from the largest subnet
     (the rest: label cross-entropy). On Fashion-MNIST at 32 px, after 64 steps, 1.0 gave 57.8 / 50.9 %
@@ -59,7 +67,7 @@ class TrainConfig:
     n_random: int = 2
     resolution: int | None = 32
     scale_resolution: bool = True
-    resolution_sampling: str = "teacher-max"
+    resolution_sampling: str = "step-sandwich"
     subset: int | None = None
     val_subset: int | None = 5000
     calib_images: int = 2000

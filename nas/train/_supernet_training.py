@@ -201,7 +201,7 @@ def train_supernet(
                 x = x.to(dev, non_blocking=True).contiguous(memory_format=mf)
                 y = y.to(dev, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
-                # sandwich rule: largest on labels, then smallest + random subnets distilled from it
+                # sandwich rule: largest on labels, then (largest,) smallest and random subnets distilled from it
                 side = None  # None: each subnet at its own arch's side
                 if step_sides:  # one side for the step's students (and, with "step", the teacher)
                     side = proxy_side(cfg.resolution, cfg.scale_resolution,
@@ -211,7 +211,11 @@ def train_supernet(
                 scaler.scale(loss).backward()
                 teacher = logits.detach().float().softmax(1)
                 step_loss = float(loss.detach())
-                for arch in [smallest] + [space.sample(rng) for _ in range(cfg.n_random)]:
+                students = [smallest] + [space.sample(rng) for _ in range(cfg.n_random)]
+                teacher_side = subnet_resolution(cfg.resolution, cfg.scale_resolution, largest, base_res)
+                if cfg.resolution_sampling == "step-sandwich" and side is not None and side != teacher_side:
+                    students.insert(0, largest)  # the largest also learns at the step's side
+                for arch in students:
                     student = run(x, arch, side)
                     kd = soft_cross_entropy(student, teacher)
                     if cfg.distill_weight < 1.0:

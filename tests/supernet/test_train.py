@@ -56,14 +56,30 @@ class _Recording:
         return calls
 
 
-@pytest.mark.parametrize("sampling", ["step", "teacher-max", "arch"])
+@pytest.mark.parametrize("sampling", ["step-sandwich", "teacher-max", "step", "arch"])
 def test_resolution_sampling(monkeypatch, tmp_path, tiny_space, tiny_space_path, synthetic, sampling):
     calls = _Recording.install(monkeypatch)
     cfg = _cfg(tiny_space_path, epochs=1, resolution_sampling=sampling)
     train_supernet(cfg, tmp_path, progress=False, splits=synthetic)
+    largest, smallest = tiny_space.largest(), tiny_space.smallest()
+    steps = []  # each step starts with the teacher: the largest subnet on the labels, at its own side
+    for arch, side in calls:
+        if arch == largest and side == largest.resolution and (not steps or len(steps[-1]) > 1):
+            steps.append([])
+        steps[-1].append((arch, side))
+    assert len(steps) == len(synthetic.train) // cfg.batch_size or sampling == "step"
+    if sampling == "step-sandwich":  # teacher; then largest (unless at the teacher's side), smallest, 1 random
+        for s in steps:
+            assert s[0] == (largest, largest.resolution)
+            students = s[1:]
+            assert len({side for _, side in students}) == 1
+            side = students[0][1]
+            expected = ([largest] if side != largest.resolution else []) + [smallest]
+            assert [arch for arch, _ in students[:-1]] == expected and len(students) == len(expected) + 1
+        assert {s[-1][1] for s in steps} == set(tiny_space.config.resolutions)
+        return
     steps = [calls[i:i + 3] for i in range(0, len(calls), 3)]  # largest, smallest, 1 random per step
     assert len(steps) == len(synthetic.train) // cfg.batch_size and all(len(s) == 3 for s in steps)
-    largest, smallest = tiny_space.largest(), tiny_space.smallest()
     assert all(s[0][0] == largest and s[1][0] == smallest for s in steps)
     if sampling == "step":  # one side per step, teacher included; every resolution gets its share
         assert all(len({side for _, side in s}) == 1 for s in steps)
@@ -80,8 +96,8 @@ def test_checkpoints_from_before_a_setting_existed_resume_as_they_were_trained()
     settings = TrainConfig(resolution_sampling="arch").to_dict()
     del settings["resolution_sampling"]
     assert TrainConfig.from_checkpoint(settings).resolution_sampling == "arch"
-    assert TrainConfig().resolution_sampling == "teacher-max"
-    with pytest.raises(ValueError, match=r"resolution_sampling: 'each' \(allowed: step \| teacher-max \| arch\)"):
+    assert TrainConfig().resolution_sampling == "step-sandwich"
+    with pytest.raises(ValueError, match=r"resolution_sampling: 'each' \(allowed: step-sandwich \| teacher-max \| step \| arch\)"):
         TrainConfig(resolution_sampling="each")
 
 
