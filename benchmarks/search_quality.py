@@ -3,7 +3,7 @@
 On the host latency table (measured here, so latencies can also be measured end to end), at two
 budgets:
 
-1. the default sampler (NSGA-II) vs random search with the same number of trials on the same
+1. the default sampler (TPE) vs random search with the same number of trials on the same
    supernet: best feasible validation accuracy (proxy) and hypervolume of the feasible front
    (reference point: 0 % accuracy, latency = budget; and, more telling, the gain over the fastest
    member that every study starts from: reference point = its accuracy, latency = budget);
@@ -40,7 +40,7 @@ from nas.cost import network_cost  # noqa: E402
 from nas.data import iterate_batches  # noqa: E402
 from nas.evaluate import calibration_batches, subnet_resolution, top1_accuracy  # noqa: E402
 from nas.latency import predict_latency  # noqa: E402
-from nas.latency._measure import Timer  # noqa: E402
+from nas.latency._measure import Timer, cpu_model  # noqa: E402
 from nas.latency._modules import export_onnx  # noqa: E402
 from nas.latency._validate import settings_of  # noqa: E402
 from nas.netspec import NetworkSpec  # noqa: E402
@@ -65,6 +65,23 @@ def hypervolume(points: list[tuple[float, float]], budget_ms: float, ref_accurac
         nxt = front[i + 1][0] if i + 1 < len(front) else budget_ms
         hv += (nxt - lat) * (acc - ref_accuracy)
     return hv
+
+
+def check_work_dir(work: Path, sdir: Path) -> None:
+    """The studies in ``work`` resume on a re-run: refuse them when they were scored with another supernet."""
+    ckpt = sdir / "supernet.pt"
+    stamp = {"supernet": str(sdir.resolve()), "checkpoint_mtime_ns": ckpt.stat().st_mtime_ns,
+             "checkpoint_bytes": ckpt.stat().st_size}
+    path = work / "supernet.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != stamp:
+            raise SystemExit(f"error: --work-dir {work} holds studies scored with another supernet ({old}); "
+                             f"resuming them would mix scores. Pass a fresh --work-dir or delete that one.")
+    elif any(work.glob("*/study.db")):
+        raise SystemExit(f"error: --work-dir {work} holds studies of unknown provenance (no supernet.json); "
+                         f"pass a fresh --work-dir or delete that one.")
+    path.write_text(json.dumps(stamp, indent=2) + "\n")
 
 
 def measured_ms(timer: Timer, spec: NetworkSpec) -> float:
@@ -118,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budgets", default="0.3,0.6",
                    help="two budgets: fractions of the way from the fastest to the slowest member, or ms values like 9ms")
     p.add_argument("--trials", type=int, default=40)
-    p.add_argument("--samplers", default="nsga2,random")
+    p.add_argument("--samplers", default="tpe,random",
+                   help="comma-separated; the first one's best arch goes into the MobileNetV3 comparison")
     p.add_argument("--seeds", default="0", help="comma-separated search seeds per sampler (the comparison uses the first)")
     p.add_argument("--supernet", default=None, help="supernet dir [the default one nas.search uses]")
     p.add_argument("--train-epochs", type=int, default=2)
@@ -145,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         budgets.append(float(b[:-2]) if b.endswith("ms") else probe.floor_ms + float(b) * (slowest - probe.floor_ms))
     sdir = Path(args.supernet) if args.supernet else supernet_dir(SearchConfig(device="x", budget="1", space=args.space), space)
     supernet, ckpt = load_supernet(sdir, space=space, num_classes=splits.num_classes)
+    check_work_dir(work, sdir)
     accuracy = make_accuracy_fn(supernet, ckpt, splits, calib_images=2000, val_limit=5000, seed=0)
     cache: dict[str, float] = {}
 
@@ -157,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     out: dict = {"device": table.device, "table_method": table.header.method, "space": space.name,
                  "data": splits.describe(), "supernet": str(sdir), "supernet_epochs": ckpt.epoch,
                  "trials": args.trials, "floor_ms": probe.floor_ms, "slowest_ms": slowest,
-                 "threads": torch.get_num_threads(), "budgets": []}
+                 "threads": torch.get_num_threads(), "cpu": cpu_model(),
+                 "command": "python benchmarks/search_quality.py " + " ".join(sys.argv[1:] if argv is None else argv),
+                 "budgets": []}
     started = time.time()
     seeds = [int(x) for x in args.seeds.split(",")]
     # every study starts from the fastest member: the front's gain over it is what a search adds

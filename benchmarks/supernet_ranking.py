@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from nas.cost import network_cost  # noqa: E402
 from nas.data import iterate_batches, load_data  # noqa: E402
 from nas.evaluate import calibration_batches, evaluate_arch, subnet_resolution, top1_accuracy  # noqa: E402
+from nas.latency._measure import cpu_model  # noqa: E402
 from nas.nn import build_network  # noqa: E402
 from nas.space import Arch, BlockArch, SearchSpace, load_space  # noqa: E402
 from nas.supernet import Supernet, checkpoint_path, load_checkpoint, recalibrate_bn  # noqa: E402
@@ -395,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "kendall_tau": round(kendall_tau_b(inherited, alone), 3),
         "spearman_rho": round(spearman_rho(inherited, alone), 3),
+        "pearson_r": round(float(np.corrcoef(inherited, alone)[0, 1]), 3),
         "standalone_seeds": seeds,
         "kendall_tau_per_seed": [round(kendall_tau_b(inherited, [r["standalone_top1_seeds"][i] for r in rows]), 3)
                                  for i in range(len(seeds))],
@@ -425,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         "recipe": cfg.to_dict(),
         "standalone_recipe": alone_cfg.to_dict(),  # seed: see summary.standalone_seeds
         "val_images": val_limit or len(splits.val),
-        "machine": {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor(),
+        "machine": {"python": platform.python_version(), "torch": torch.__version__, "cpu": cpu_model(),
                     "threads": torch.get_num_threads()},
         "summary": summary,
         "costs": costs,
@@ -446,7 +448,7 @@ def _markdown(r: dict) -> str:
         f"### Supernet ranking ({r['mode']}) — `{r['command'].strip()}`",
         "",
         f"- Kendall tau (inherited vs stand-alone, {len(r['subnets'])} subnets): **{s['kendall_tau']}** "
-        f"(Spearman {s.get('spearman_rho')}); stand-alone seeds {s.get('standalone_seeds')}, tau per seed "
+        f"(Spearman {s.get('spearman_rho')}, Pearson {s.get('pearson_r')}); stand-alone seeds {s.get('standalone_seeds')}, tau per seed "
         f"{s.get('kendall_tau_per_seed')}, seed vs seed {s.get('kendall_tau_standalone_seed_vs_seed')}; "
         f"MAdds alone {s.get('kendall_tau_madds')}",
         f"- mean gap stand-alone − inherited: {s['mean_gap_standalone_minus_inherited']} points; "

@@ -60,7 +60,7 @@ class SearchConfig:
     data: str = "fashion-mnist"
     data_dir: str | None = None
     trials: int = 60
-    sampler: str = "nsga2"
+    sampler: str = "tpe"
     storage: str | None = None
     run_dir: str | None = None
     supernet: str | None = None
