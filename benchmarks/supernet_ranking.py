@@ -284,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-limit", type=int, default=None, help="validation images scored [all; quick: 1000]")
     p.add_argument("--timing-repeats", type=int, default=None)
     p.add_argument("--no-costs", action="store_true", help="skip the timing part (ranking only)")
+    p.add_argument("--cached-only", action="store_true",
+                   help="rank only the subnets whose stand-alone results (every seed) are already in "
+                        "--standalone-dir; train no stand-alone net (the report says how many were used)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", default=None)
@@ -373,6 +376,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"inherited {inherited.top1:6.2f} (no recal {plain.top1:6.2f})  {cost.madds / 1e6:6.1f}M  {arch}",
               file=sys.stderr)
 
+    if args.cached_only:  # keep the subnets whose every stand-alone seed is already trained
+        def cached(arch: Arch) -> bool:
+            return all((cache_dir / f"{standalone_key(arch, r, val_limit)}.json").exists() for r in alone_cfgs)
+
+        kept = [(row, arch) for row, arch in zip(rows, archs) if cached(arch)]
+        print(f"--cached-only: {len(kept)} of {len(archs)} subnets have every stand-alone seed cached", file=sys.stderr)
+        if len(kept) < 3:
+            raise SystemExit("error: --cached-only needs at least 3 subnets with cached stand-alone results")
+        has_largest = cached(archs[-1])
+        rows, archs = [r for r, _ in kept], [a for _, a in kept]
+    else:
+        has_largest = True
     for row, arch in zip(rows, archs):
         per_seed = [train_alone(arch, recipe, splits, space, val_limit=val_limit, cache_dir=cache_dir,
                                 progress=progress, desc=f"alone {row['madds'] / 1e6:.1f}M seed {recipe.seed}")
@@ -407,9 +422,10 @@ def main(argv: list[str] | None = None) -> int:
         # a zero-cost baseline: ranking the subnets by their MAdds alone
         "kendall_tau_madds": round(kendall_tau_b([r["madds"] for r in rows], alone), 3),
         "mean_gap_standalone_minus_inherited": round(float(np.mean(gaps)), 2),
-        "largest_gap_standalone_minus_inherited": round(gaps[-1], 2),
-        "largest_inherited_top1": inherited[-1],
-        "largest_standalone_top1": alone[-1],
+        "subnets_used": len(rows),
+        "largest_gap_standalone_minus_inherited": round(gaps[-1], 2) if has_largest else None,
+        "largest_inherited_top1": inherited[-1] if has_largest else None,
+        "largest_standalone_top1": alone[-1] if has_largest else None,
         "mean_bn_recalibration_gain": round(float(np.mean([r["inherited_top1"] - r["inherited_no_recal_top1"]
                                                            for r in rows])), 2),
         "largest_standalone_full_recipe": largest_full,
