@@ -42,33 +42,13 @@ from nas.cost import network_cost  # noqa: E402
 from nas.data import iterate_batches, load_data  # noqa: E402
 from nas.evaluate import calibration_batches, evaluate_arch, subnet_resolution, top1_accuracy  # noqa: E402
 from nas.latency._measure import cpu_model  # noqa: E402
+from nas.latency._validate import kendall_tau as kendall_tau_b  # noqa: E402  (tau-b, ties as scipy)
 from nas.nn import build_network  # noqa: E402
 from nas.space import Arch, BlockArch, SearchSpace, load_space  # noqa: E402
 from nas.supernet import Supernet, checkpoint_path, load_checkpoint, recalibrate_bn  # noqa: E402
 from nas.train import TrainConfig, soft_cross_entropy, train_static, train_supernet  # noqa: E402
 
 QUICK = dict(epochs=2, subset=2048, n_random=1, val_subset=1000, calib_images=500)
-
-
-def kendall_tau_b(a: list[float], b: list[float]) -> float:
-    """Kendall's tau-b (ties counted as in scipy.stats.kendalltau)."""
-    n = len(a)
-    concordant = discordant = ties_a = ties_b = 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            da, db = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
-            if da == 0 and db == 0:
-                continue
-            if da == 0:
-                ties_a += 1
-            elif db == 0:
-                ties_b += 1
-            elif da == db:
-                concordant += 1
-            else:
-                discordant += 1
-    denom = np.sqrt((concordant + discordant + ties_a) * (concordant + discordant + ties_b))
-    return float((concordant - discordant) / denom) if denom else float("nan")
 
 
 def spearman_rho(a: list[float], b: list[float]) -> float:
