@@ -1,10 +1,14 @@
 """Supernet training: the sandwich rule with in-place distillation, cosine schedule, checkpoints.
 
-Each step runs the largest subnet on the labels (label-smoothed cross-entropy), then the smallest
-and ``n_random`` random subnets on the largest one's soft predictions (in-place distillation,
-BigNAS / once-for-all) mixed with the labels (``distill_weight`` 0.5: in short CPU schedules a
-pure-distillation start, from a teacher that knows nothing yet, drags the shared weights back;
-measured below), accumulates all gradients and takes one SGD step.
+Each step runs the largest subnet on the labels (label-smoothed cross-entropy), then the
+students - the largest again (``step-sandwich``, when the step's side is not the teacher's), the
+smallest and ``n_random`` random subnets - on the teacher's soft predictions (in-place
+distillation, BigNAS / once-for-all) mixed with the labels
+(``distill_weight`` 0.5: in short CPU schedules a pure-distillation start, from a teacher that
+knows nothing yet, drags the shared weights back; measured in ``benchmarks/SUPERNET.md``),
+accumulates all gradients and takes one SGD step. Which proxy resolution the teacher and the
+students see is ``TrainConfig.resolution_sampling`` (default ``step-sandwich``: teacher at the
+largest side, all students at one side drawn per step; ``docs/supernet.md`` compares the modes).
 
 Reproducible: the shuffle order, the sampled subnets and dropout of epoch ``e`` are drawn from
 generators seeded with ``(seed, e)``, so a run resumed after epoch ``e`` continues exactly as the
