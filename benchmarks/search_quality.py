@@ -49,7 +49,7 @@ from nas.search._pipeline import make_accuracy_fn  # noqa: E402
 from nas.search._run import SearchConfig, prepare, run_study, supernet_dir  # noqa: E402
 from nas.search._study import best_feasible_trial, feasible_trials  # noqa: E402
 from nas.space import Arch  # noqa: E402
-from nas.supernet import load_supernet, recalibrate_bn  # noqa: E402
+from nas.supernet import checkpoint_path, load_supernet, recalibrate_bn  # noqa: E402
 from nas.train import TrainConfig, train_static  # noqa: E402
 
 
@@ -69,9 +69,8 @@ def hypervolume(points: list[tuple[float, float]], budget_ms: float, ref_accurac
 
 def check_work_dir(work: Path, sdir: Path) -> None:
     """The studies in ``work`` resume on a re-run: refuse them when they were scored with another supernet."""
-    ckpt = sdir / "supernet.pt"
-    stamp = {"supernet": str(sdir.resolve()), "checkpoint_mtime_ns": ckpt.stat().st_mtime_ns,
-             "checkpoint_bytes": ckpt.stat().st_size}
+    st = checkpoint_path(sdir).stat()
+    stamp = {"supernet": str(sdir.resolve()), "checkpoint_mtime_ns": st.st_mtime_ns, "checkpoint_bytes": st.st_size}
     path = work / "supernet.json"
     if path.exists():
         old = json.loads(path.read_text())

@@ -208,6 +208,10 @@ def standalone_key(arch: Arch, recipe: TrainConfig, val_limit: int | None) -> st
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def standalone_path(cache_dir: Path, arch: Arch, recipe: TrainConfig, val_limit: int | None) -> Path:
+    return cache_dir / f"{standalone_key(arch, recipe, val_limit)}.json"
+
+
 def train_alone(arch: Arch, recipe: TrainConfig, splits, space: SearchSpace, *, val_limit: int | None,
                 cache_dir: Path, progress: bool, desc: str) -> dict:
     """Train ``arch`` from scratch with ``recipe`` (no distillation), BN-recalibrate it on the same
@@ -216,7 +220,7 @@ def train_alone(arch: Arch, recipe: TrainConfig, splits, space: SearchSpace, *, 
     Each result is cached in ``cache_dir`` (one JSON file per arch and recipe) as soon as it exists,
     so an interrupted run resumes and several processes (``--shard``) can share the work.
     """
-    path = cache_dir / f"{standalone_key(arch, recipe, val_limit)}.json"
+    path = standalone_path(cache_dir, arch, recipe, val_limit)
     if path.exists():
         print(f"{desc}: cached in {path}", file=sys.stderr)
         return json.loads(path.read_text())["result"]
@@ -357,14 +361,12 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
 
     if args.cached_only:  # keep the subnets whose every stand-alone seed is already trained
-        def cached(arch: Arch) -> bool:
-            return all((cache_dir / f"{standalone_key(arch, r, val_limit)}.json").exists() for r in alone_cfgs)
-
-        kept = [(row, arch) for row, arch in zip(rows, archs) if cached(arch)]
+        kept = [(row, arch) for row, arch in zip(rows, archs)
+                if all(standalone_path(cache_dir, arch, r, val_limit).exists() for r in alone_cfgs)]
         print(f"--cached-only: {len(kept)} of {len(archs)} subnets have every stand-alone seed cached", file=sys.stderr)
         if len(kept) < 3:
             raise SystemExit("error: --cached-only needs at least 3 subnets with cached stand-alone results")
-        has_largest = cached(archs[-1])
+        has_largest = kept[-1][1] == archs[-1]
         rows, archs = [r for r, _ in kept], [a for _, a in kept]
     else:
         has_largest = True
