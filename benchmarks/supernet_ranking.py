@@ -110,6 +110,11 @@ def pick_subnets(space: SearchSpace, num_classes: int, resolution: int | None, n
 
 def _median_step_ms(fns: dict, x: torch.Tensor, y: torch.Tensor, repeats: int) -> dict[str, float]:
     """Interleaved timing (so drifting machine load hits every variant alike); median in ms."""
+    return {k: 1000 * statistics.median(v) for k, v in _interleaved_times(fns, x, y, repeats).items()}
+
+
+def _interleaved_times(fns: dict, x: torch.Tensor, y: torch.Tensor, repeats: int) -> dict[str, list[float]]:
+    """Seconds per call of each function, the functions taking turns ``repeats`` times."""
     times = {k: [] for k in fns}
     for fn in fns.values():
         fn(x, y)
@@ -118,7 +123,7 @@ def _median_step_ms(fns: dict, x: torch.Tensor, y: torch.Tensor, repeats: int) -
             t0 = time.perf_counter()
             fn(x, y)
             times[name].append(time.perf_counter() - t0)
-    return {k: 1000 * statistics.median(v) for k, v in times.items()}
+    return times
 
 
 def measure_costs(space: SearchSpace, cfg: TrainConfig, num_classes: int, splits, repeats: int) -> dict:
@@ -133,9 +138,18 @@ def measure_costs(space: SearchSpace, cfg: TrainConfig, num_classes: int, splits
         return (torch.randn(cfg.batch_size, 3, r, r, generator=g).contiguous(memory_format=mf),
                 torch.randint(0, num_classes, (cfg.batch_size,), generator=g))
 
-    # 1. per-subnet step: supernet(x, arch) vs the static network of that arch (fwd + bwd)
-    supernets = {skip: Supernet(space, num_classes, skip_padding_taps=skip).train().to(memory_format=mf)
-                 for skip in (False, True)}
+    # 1. per-subnet step: supernet(x, arch) vs the static network of that arch (fwd + bwd). The
+    #    ratio is the median over rounds of (supernet / static) timed back to back, which a
+    #    drifting machine load disturbs less than a ratio of medians.
+    variants = {  # name: (kernel_transform, skip_padding_taps)
+        "plain_crops": (False, False),
+        "learned_transforms": (True, False),
+        "as_trained": (cfg.kernel_transform, True),
+    }
+    supernets = {name: Supernet(space, num_classes, kernel_transform=kt, skip_padding_taps=skip)
+                 .train().to(memory_format=mf) for name, (kt, skip) in variants.items()}
+    like_for_like = "learned_transforms" if cfg.kernel_transform else "plain_crops"
+    out["kernel_transform"] = cfg.kernel_transform
     for label, arch in (("largest", space.largest()), ("smallest", space.smallest())):
         static = build_network(space.resolve(arch, num_classes)).train().to(memory_format=mf)
 
@@ -145,15 +159,19 @@ def measure_costs(space: SearchSpace, cfg: TrainConfig, num_classes: int, splits
                 F.cross_entropy(logits, y).backward()
             return fn
 
-        ms = _median_step_ms({"static": step(static, None), "supernet_like_for_like": step(supernets[False]),
-                              "supernet": step(supernets[True])}, *inputs(arch), repeats)
-        out[f"step_ms_{label}"] = {k: round(v, 2) for k, v in ms.items()}
-        out[f"overhead_{label}"] = round(ms["supernet_like_for_like"] / ms["static"], 3)
-        out[f"overhead_{label}_as_trained"] = round(ms["supernet"] / ms["static"], 3)
+        times = _interleaved_times({"static": step(static, None), **{n: step(m) for n, m in supernets.items()}},
+                                   *inputs(arch), repeats)
+        out[f"step_ms_{label}"] = {k: round(1000 * statistics.median(v), 2) for k, v in times.items()}
+        ratios = {n: statistics.median(t / s for t, s in zip(times[n], times["static"])) for n in supernets}
+        # the weight-sharing overhead proper: the same convolutions as the static net, only sliced
+        out[f"overhead_{label}"] = round(ratios[like_for_like], 3)
+        out[f"overhead_{label}_plain_crops"] = round(ratios["plain_crops"], 3)
+        out[f"overhead_{label}_learned_transforms"] = round(ratios["learned_transforms"], 3)
+        out[f"overhead_{label}_as_trained"] = round(ratios["as_trained"], 3)
 
     # 2. a whole sandwich training step vs a training step of the largest static net alone
     largest, smallest = space.largest(), space.smallest()
-    supernet = supernets[True]
+    supernet = supernets["as_trained"]
     opt_s = torch.optim.SGD(supernet.parameters(), lr=1e-3, momentum=0.9)
     static = build_network(space.resolve(largest, num_classes)).train().to(memory_format=mf)
     opt_l = torch.optim.SGD(static.parameters(), lr=1e-3, momentum=0.9)
@@ -459,8 +477,12 @@ def _markdown(r: dict) -> str:
         f"{r['recipe']['subset'] or 'all'}); {r['val_images']} validation images",
         f"- BN recalibration gain (mean over subnets): {s['mean_bn_recalibration_gain']} points",
         *([] if c is None else [
-            f"- per-subnet step overhead vs static net (like for like): largest {c['overhead_largest']}x, "
-            f"smallest {c['overhead_smallest']}x; as trained (padding taps skipped): largest "
+            f"- per-subnet step overhead vs static net (like for like, kernel transforms "
+            f"{'on' if c.get('kernel_transform', True) else 'off'} as in the recipe): largest {c['overhead_largest']}x, "
+            f"smallest {c['overhead_smallest']}x; plain crops: {c.get('overhead_largest_plain_crops')}x / "
+            f"{c.get('overhead_smallest_plain_crops')}x; learned transforms: "
+            f"{c.get('overhead_largest_learned_transforms')}x / {c.get('overhead_smallest_learned_transforms')}x; "
+            f"as trained (padding taps skipped): largest "
             f"{c['overhead_largest_as_trained']}x, smallest {c['overhead_smallest_as_trained']}x",
             f"- sandwich step ({c['sandwich_subnets_per_step']} subnets) vs largest alone: "
             f"{c['sandwich_vs_largest_alone']}x ({c['sandwich_step_ms']} vs {c['largest_alone_step_ms']} ms, batch "

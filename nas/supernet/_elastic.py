@@ -93,6 +93,13 @@ def _transform_name(big: int, small: int) -> str:
     return f"{big}to{small}"
 
 
+def _centre_taps(big: int, small: int) -> torch.Tensor:
+    """Row-major indices of the centre ``small x small`` taps of a ``big x big`` kernel."""
+    start = (big - small) // 2
+    rows = torch.arange(start, start + small)
+    return (rows[:, None] * big + rows[None, :]).reshape(-1)
+
+
 class ElasticDepthwise(nn.Module):
     """Depthwise conv storing the largest kernel; smaller kernels are centre crops.
 
@@ -126,6 +133,8 @@ class ElasticDepthwise(nn.Module):
             ladder = self.kernels[::-1]
             for big, small in zip(ladder, ladder[1:]):
                 self.transforms[_transform_name(big, small)] = nn.Parameter(torch.eye(small * small))
+                # flat indices of the centre small x small taps inside big x big (not saved)
+                self.register_buffer(f"_centre_{big}to{small}", _centre_taps(big, small), persistent=False)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         _kaiming_fan_out(self.weight, generator)
@@ -134,22 +143,38 @@ class ElasticDepthwise(nn.Module):
                 t.copy_(torch.eye(t.shape[0]))
 
     def active_weight(self, channels: int, kernel: int) -> torch.Tensor:
-        """The ``[channels, 1, kernel, kernel]`` filter the subnet uses (differentiable)."""
+        """The ``[channels, 1, kernel, kernel]`` filter the subnet uses (differentiable).
+
+        With transforms, each step down the ladder is ``crop`` then ``T``: the steps compose
+        into one ``kernel^2 x max_kernel^2`` matrix applied to the stored taps in a single matmul
+        (the same values as cropping and transforming step by step, far fewer autograd nodes).
+        """
         if kernel not in self.kernels:
             raise ValueError(f"kernel must be one of {self.kernels}, got {kernel}")
         w = self.weight if channels == self.weight.shape[0] else self.weight[:channels]
+        if kernel == self.max_kernel:
+            return w
+        if not self.transforms:
+            start = (self.max_kernel - kernel) // 2
+            return w[:, :, start : start + kernel, start : start + kernel]
+        taps = self.max_kernel * self.max_kernel
+        return F.linear(w.reshape(channels, taps), self.tap_matrix(kernel)).view(channels, 1, kernel, kernel)
+
+    def tap_matrix(self, kernel: int) -> torch.Tensor:
+        """``[kernel^2, max_kernel^2]``: the stored taps -> the ``kernel`` taps, through the transforms."""
+        matrix = None
         current = self.max_kernel
         for small in reversed(self.kernels):
             if small >= current or small < kernel:
                 continue
-            start = (current - small) // 2
-            w = w[:, :, start : start + small, start : start + small]
-            name = _transform_name(current, small)
-            if name in self.transforms:
-                flat = w.reshape(channels, small * small)
-                w = F.linear(flat, self.transforms[name]).view(channels, 1, small, small)
+            t = self.transforms[_transform_name(current, small)]
+            centre = getattr(self, f"_centre_{current}to{small}")
+            if matrix is None:  # T @ crop: T's columns scattered to the centre taps
+                matrix = t.new_zeros(small * small, current * current).index_copy(1, centre, t)
+            else:  # T @ crop @ matrix
+                matrix = t @ matrix.index_select(0, centre)
             current = small
-        return w
+        return matrix
 
     def forward(self, x: torch.Tensor, kernel: int) -> torch.Tensor:
         c, h, w = x.shape[1:]
