@@ -20,6 +20,7 @@ from nas.supernet._elastic import (
     ElasticSqueezeExcite,
 )
 from nas.supernet._extract import extract
+from nas.supernet._reorder import importance_order, reorder_channels
 from nas.supernet._supernet import ElasticBlock, ElasticConvBN, Supernet, max_specs
 
 __all__ = [
@@ -39,9 +40,11 @@ __all__ = [
     "calibrated_subnet",
     "checkpoint_path",
     "extract",
+    "importance_order",
     "load_checkpoint",
     "load_supernet",
     "max_specs",
     "recalibrate_bn",
+    "reorder_channels",
     "save_checkpoint",
 ]

@@ -69,9 +69,13 @@ class ElasticBlock(nn.Module):
         has_expand: bool,
         kernel_transform: bool,
         skip_padding_taps: bool = True,
+        always_expands: bool = False,
     ) -> None:
         super().__init__()
         self.stride = stride
+        # every member of the space has the expand conv here (none resolves to mid == in), so the
+        # mid channels are this block's own and may be re-ordered (nas.supernet.reorder_channels)
+        self.always_expands = always_expands and has_expand
         # point-wise expansion: present when some member of the space widens this block's input
         self.expand = ElasticConvBN(max_in, max_mid) if has_expand else None
         # depth-wise
@@ -175,6 +179,7 @@ class Supernet(nn.Module):
                         kernels=stage.kernels,
                         stride=column[0].stride,
                         has_expand=any(b.has_expand for b in column),
+                        always_expands=all(b.has_expand for b in column),
                         kernel_transform=kernel_transform,
                         skip_padding_taps=skip_padding_taps,
                     )
@@ -232,6 +237,12 @@ class Supernet(nn.Module):
             x = activation(self.hidden(x, spec.head.classifier_channels), spec.head.classifier_act, inplace=True)
         x = F.dropout(x, self.dropout, self.training)
         return self.fc(x, self.num_classes)
+
+    def reorder_channels(self, optimizer: torch.optim.Optimizer | None = None) -> int:
+        """Most important mid channels first (see :func:`nas.supernet.reorder_channels`)."""
+        from nas.supernet._reorder import reorder_channels
+
+        return reorder_channels(self, optimizer)
 
     def extract(self, arch: Arch):
         """The static network of ``arch`` with this supernet's weights (see :func:`extract`)."""

@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--fixed-resolution", action="store_true",
                    help="train every subnet at --resolution (default: scale it with the arch's resolution)")
     p.add_argument("--no-kernel-transform", action="store_true", help="plain centre-cropped kernels")
+    p.add_argument("--reorder-channels", action="store_true",
+                   help="after every epoch but the last, sort mid channels by importance (once-for-all)")
     p.add_argument("--seed", type=int, default=None, help=f"[{d.seed}]")
     p.add_argument("--smoke", action="store_true",
                    help=f"tiny run to check the setup (about a minute): {SMOKE}")
@@ -94,6 +96,8 @@ def _config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, set[str]]:
         given["scale_resolution"] = False
     if args.no_kernel_transform:
         given["kernel_transform"] = False
+    if args.reorder_channels:
+        given["reorder_channels"] = True
     return TrainConfig(**given), set(given)
 
 

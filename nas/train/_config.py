@@ -15,7 +15,7 @@ RESOLUTION_SAMPLING = ("step-sandwich", "teacher-max", "step", "arch")
 
 #: Settings added after checkpoints were first written, with the value those checkpoints were
 #: trained with (so resuming an older checkpoint continues it as it was trained).
-_LEGACY_SETTINGS = {"resolution_sampling": "arch"}
+_LEGACY_SETTINGS = {"resolution_sampling": "arch", "reorder_channels": False}
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,9 @@ class TrainConfig:
     the teacher trained; ``step-sandwich`` gave the smallest gap (0.36 points) and the best
     agreement (Pearson 0.79) for about 40 % more time per step.
     ``subset``: training images per epoch (a fresh random subset each epoch; ``None`` = all).
+    ``reorder_channels``: after every epoch but the last, sort each block's mid channels by
+    importance (once-for-all; :func:`nas.supernet.reorder_channels`), so that subnets with smaller
+    expansions inherit the most important ones.
     ``distill_weight``: share of the students' loss that is distillation from the largest subnet
     (the rest: label cross-entropy). On Fashion-MNIST at 32 px, after 64 steps, 1.0 gave 57.8 / 50.9 %
     (largest / smallest, validation) and 0.5 gave 69.1 / 72.3 %.
@@ -72,6 +75,7 @@ class TrainConfig:
     val_subset: int | None = 5000
     calib_images: int = 2000
     kernel_transform: bool = True
+    reorder_channels: bool = False
     seed: int = 0
     channels_last: bool = True
 

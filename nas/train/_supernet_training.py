@@ -238,6 +238,8 @@ def train_supernet(
                                 lr=f"{lr:.3g}")
         bar.close()
         train_seconds = time.perf_counter() - t0
+        if cfg.reorder_channels and epoch + 1 < cfg.epochs:  # every process alike (same weights, same order)
+            supernet.reorder_channels(optimizer)
         if parallel is not None:  # the loss and throughput of the whole run, not of this slice
             loss_sum, seen = parallel.mean(loss_sum), seen * parallel.world_size
         record = {"epoch": epoch + 1, "loss": round(loss_sum / steps_per_epoch, 4), "train_seconds": round(train_seconds, 1),

@@ -96,13 +96,16 @@ def test_checkpoints_from_before_a_setting_existed_resume_as_they_were_trained()
     settings = TrainConfig(resolution_sampling="arch").to_dict()
     del settings["resolution_sampling"]
     assert TrainConfig.from_checkpoint(settings).resolution_sampling == "arch"
+    del settings["reorder_channels"]
+    assert TrainConfig.from_checkpoint(settings).reorder_channels is False
     assert TrainConfig().resolution_sampling == "step-sandwich"
     with pytest.raises(ValueError, match=r"resolution_sampling: 'each' \(allowed: step-sandwich \| teacher-max \| step \| arch\)"):
         TrainConfig(resolution_sampling="each")
 
 
-def test_interrupted_training_resumes_exactly(tmp_path, tiny_space_path, synthetic):
-    cfg = _cfg(tiny_space_path)
+@pytest.mark.parametrize("reorder", [False, True])
+def test_interrupted_training_resumes_exactly(tmp_path, tiny_space_path, synthetic, reorder):
+    cfg = _cfg(tiny_space_path, reorder_channels=reorder)  # re-ordering happens before the epoch-1 checkpoint
     straight = train_supernet(cfg, tmp_path / "a", progress=False, splits=synthetic)
     train_supernet(cfg, tmp_path / "b", progress=False, splits=synthetic, stop_after_epoch=1)
     assert load_checkpoint(tmp_path / "b").epoch == 1

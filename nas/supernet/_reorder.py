@@ -1,0 +1,90 @@
+"""Channel-importance re-ordering (once-for-all): the most important mid channels first.
+
+A subnet with a smaller expansion keeps the *first* ``mid`` channels of a block, so the order of
+the stored channels decides what it inherits. :func:`reorder_channels` sorts each block's
+expanded (mid) channels by importance - the L1 norm of the projection weights that read them -
+and each SE's hidden units by the L1 norm of the SE expand weights that read them, and permutes
+every tensor indexed by those channels together (weights, BN parameters and running statistics,
+and the optimizer's per-parameter state such as SGD momentum), so the largest subnet computes
+the same function before and after (up to float summation order).
+
+Blocks where some member of the space skips the expand conv (an expansion that resolves to
+``mid == in``, e.g. MobileNetV3's first bneck) are left alone: their depthwise channels are the
+block's input channels, whose order the previous block fixes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from nas.supernet._supernet import ElasticBlock, Supernet
+
+__all__ = ["reorder_channels", "importance_order"]
+
+
+def importance_order(weight: torch.Tensor, dim: int) -> torch.Tensor:
+    """Indices along ``dim`` of ``weight`` by decreasing L1 norm over the other dims (ties: stable)."""
+    other = tuple(d for d in range(weight.dim()) if d != dim)
+    norm = weight.detach().abs().sum(other)
+    return torch.sort(norm, descending=True, stable=True).indices
+
+
+def _permute(t: torch.Tensor, dim: int, order: torch.Tensor) -> None:
+    t.copy_(t.index_select(dim, order.to(t.device)))
+
+
+class _Permuter:
+    """Applies ``(tensor, dim, order)`` to parameters, buffers and the optimizer state of parameters."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer | None) -> None:
+        self.optimizer = optimizer
+
+    def __call__(self, t: torch.Tensor, dim: int, order: torch.Tensor) -> None:
+        _permute(t, dim, order)
+        if self.optimizer is not None and isinstance(t, nn.Parameter):
+            for value in self.optimizer.state.get(t, {}).values():
+                if isinstance(value, torch.Tensor) and value.shape == t.shape:
+                    _permute(value, dim, order)
+
+
+def _bn(permute: _Permuter, bn, order: torch.Tensor) -> None:
+    for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var):
+        permute(t, 0, order)
+
+
+def _reorder_block(block: ElasticBlock, permute: _Permuter) -> None:
+    mid = importance_order(block.project.conv.weight, 1)
+    permute(block.expand.conv.weight, 0, mid)
+    _bn(permute, block.expand.bn, mid)
+    permute(block.depthwise.conv.weight, 0, mid)
+    _bn(permute, block.depthwise.bn, mid)
+    if block.se is not None:
+        permute(block.se.reduce.weight, 1, mid)
+        permute(block.se.expand.weight, 0, mid)
+        permute(block.se.expand.bias, 0, mid)
+        hidden = importance_order(block.se.expand.weight, 1)
+        permute(block.se.reduce.weight, 0, hidden)
+        permute(block.se.reduce.bias, 0, hidden)
+        permute(block.se.expand.weight, 1, hidden)
+    permute(block.project.conv.weight, 1, mid)
+
+
+@torch.no_grad()
+def reorder_channels(supernet: Supernet, optimizer: torch.optim.Optimizer | None = None) -> int:
+    """Sort every re-orderable block's mid channels (and SE hidden units) by importance, in place.
+
+    Pass the training ``optimizer`` so that its per-parameter state (momentum) is permuted with
+    the weights. Returns the number of blocks re-ordered.
+    """
+    permute = _Permuter(optimizer)
+    count = 0
+    for stage in supernet.stages:
+        for block in stage:
+            if block.expand is not None and block.always_expands:
+                _reorder_block(block, permute)
+                count += 1
+    return count
