@@ -59,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
                         f"own arch's resolution (BigNAS) [{d.resolution_sampling}]")
     p.add_argument("--fixed-resolution", action="store_true",
                    help="train every subnet at --resolution (default: scale it with the arch's resolution)")
-    p.add_argument("--no-kernel-transform", action="store_true", help="plain centre-cropped kernels")
+    p.add_argument("--kernel-transform", action=argparse.BooleanOptionalAction, default=None,
+                   help="smaller kernels through learned transforms of the centre crop (once-for-all); "
+                        "--no-kernel-transform: plain centre crops [off]")
     p.add_argument("--reorder-channels", action="store_true",
                    help="after every epoch but the last, sort mid channels by importance (once-for-all)")
     p.add_argument("--seed", type=int, default=None, help=f"[{d.seed}]")
@@ -94,8 +96,8 @@ def _config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, set[str]]:
                 raise ConfigError("--resolution", [f"{args.resolution!r}: expected an integer or 'arch'"]) from None
     if args.fixed_resolution:
         given["scale_resolution"] = False
-    if args.no_kernel_transform:
-        given["kernel_transform"] = False
+    if args.kernel_transform is not None:
+        given["kernel_transform"] = args.kernel_transform
     if args.reorder_channels:
         given["reorder_channels"] = True
     return TrainConfig(**given), set(given)

@@ -47,6 +47,11 @@ class TrainConfig:
     the teacher trained; ``step-sandwich`` gave the smallest gap (0.36 points) and the best
     agreement (Pearson 0.79) for about 40 % more time per step.
     ``subset``: training images per epoch (a fresh random subset each epoch; ``None`` = all).
+    ``kernel_transform``: pass smaller depthwise kernels through learned transforms of the centre
+    crop (once-for-all). Off by default: on the ranking benchmark plain crops ranked the 12
+    reference subnets better (Kendall tau 0.727 for each of two supernet seeds, against 0.636 for
+    each of two with transforms) at a lower
+    per-step overhead (``benchmarks/SUPERNET.md``).
     ``reorder_channels``: after every epoch but the last, sort each block's mid channels by
     importance (once-for-all; :func:`nas.supernet.reorder_channels`), so that subnets with smaller
     expansions inherit the most important ones.
@@ -74,7 +79,7 @@ class TrainConfig:
     subset: int | None = None
     val_subset: int | None = 5000
     calib_images: int = 2000
-    kernel_transform: bool = True
+    kernel_transform: bool = False
     reorder_channels: bool = False
     seed: int = 0
     channels_last: bool = True

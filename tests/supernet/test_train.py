@@ -159,3 +159,16 @@ def test_cli_refuses_bad_values(tmp_path, capsys):
     assert "epochs: 0" in capsys.readouterr().err
     assert main(["--run-dir", str(tmp_path), "--resolution", "big"]) == 2
     assert "'big': expected an integer or 'arch'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], (False, False, set())),
+    (["--kernel-transform"], (True, False, {"kernel_transform"})),
+    (["--no-kernel-transform"], (False, False, {"kernel_transform"})),
+    (["--reorder-channels"], (False, True, {"reorder_channels"})),
+])
+def test_cli_kernel_and_reorder_flags(argv, expected):
+    from nas.train._cli import _config_from_args, _parser
+
+    cfg, given = _config_from_args(_parser().parse_args(argv))
+    assert (cfg.kernel_transform, cfg.reorder_channels, given) == expected
