@@ -33,35 +33,25 @@ def importance_order(weight: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.sort(norm, descending=True, stable=True).indices
 
 
-def _permute(t: torch.Tensor, dim: int, order: torch.Tensor) -> None:
+def _permute(t: torch.Tensor, dim: int, order: torch.Tensor, optimizer: torch.optim.Optimizer | None) -> None:
+    """Permute ``t`` along ``dim`` in place, and the optimizer's same-shaped state of ``t`` with it."""
     t.copy_(t.index_select(dim, order.to(t.device)))
+    if optimizer is not None and isinstance(t, nn.Parameter):
+        for value in optimizer.state.get(t, {}).values():
+            if isinstance(value, torch.Tensor) and value.shape == t.shape:
+                value.copy_(value.index_select(dim, order.to(value.device)))
 
 
-class _Permuter:
-    """Applies ``(tensor, dim, order)`` to parameters, buffers and the optimizer state of parameters."""
+def _reorder_block(block: ElasticBlock, optimizer: torch.optim.Optimizer | None) -> None:
+    def permute(t: torch.Tensor, dim: int, order: torch.Tensor) -> None:
+        _permute(t, dim, order, optimizer)
 
-    def __init__(self, optimizer: torch.optim.Optimizer | None) -> None:
-        self.optimizer = optimizer
-
-    def __call__(self, t: torch.Tensor, dim: int, order: torch.Tensor) -> None:
-        _permute(t, dim, order)
-        if self.optimizer is not None and isinstance(t, nn.Parameter):
-            for value in self.optimizer.state.get(t, {}).values():
-                if isinstance(value, torch.Tensor) and value.shape == t.shape:
-                    _permute(value, dim, order)
-
-
-def _bn(permute: _Permuter, bn, order: torch.Tensor) -> None:
-    for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var):
-        permute(t, 0, order)
-
-
-def _reorder_block(block: ElasticBlock, permute: _Permuter) -> None:
     mid = importance_order(block.project.conv.weight, 1)
     permute(block.expand.conv.weight, 0, mid)
-    _bn(permute, block.expand.bn, mid)
     permute(block.depthwise.conv.weight, 0, mid)
-    _bn(permute, block.depthwise.bn, mid)
+    for bn in (block.expand.bn, block.depthwise.bn):
+        for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var):
+            permute(t, 0, mid)
     if block.se is not None:
         permute(block.se.reduce.weight, 1, mid)
         permute(block.se.expand.weight, 0, mid)
@@ -80,11 +70,7 @@ def reorder_channels(supernet: Supernet, optimizer: torch.optim.Optimizer | None
     Pass the training ``optimizer`` so that its per-parameter state (momentum) is permuted with
     the weights. Returns the number of blocks re-ordered.
     """
-    permute = _Permuter(optimizer)
-    count = 0
-    for stage in supernet.stages:
-        for block in stage:
-            if block.expand is not None and block.always_expands:
-                _reorder_block(block, permute)
-                count += 1
-    return count
+    blocks = [block for stage in supernet.stages for block in stage if block.always_expands]
+    for block in blocks:
+        _reorder_block(block, optimizer)
+    return len(blocks)

@@ -22,6 +22,7 @@ from nas.supernet._elastic import (
     ElasticSqueezeExcite,
     activation,
 )
+from nas.supernet._reorder import reorder_channels
 
 __all__ = ["Supernet", "ElasticConvBN", "ElasticBlock", "max_specs"]
 
@@ -240,8 +241,6 @@ class Supernet(nn.Module):
 
     def reorder_channels(self, optimizer: torch.optim.Optimizer | None = None) -> int:
         """Most important mid channels first (see :func:`nas.supernet.reorder_channels`)."""
-        from nas.supernet._reorder import reorder_channels
-
         return reorder_channels(self, optimizer)
 
     def extract(self, arch: Arch):

@@ -50,8 +50,7 @@ class TrainConfig:
     ``kernel_transform``: pass smaller depthwise kernels through learned transforms of the centre
     crop (once-for-all). Off by default: on the ranking benchmark plain crops ranked the 12
     reference subnets better (Kendall tau 0.727 for each of two supernet seeds, against 0.636 for
-    each of two with transforms) at a lower
-    per-step overhead (``benchmarks/SUPERNET.md``).
+    each of two with transforms) at a lower per-step overhead (``benchmarks/SUPERNET.md``).
     ``reorder_channels``: after every epoch but the last, sort each block's mid channels by
     importance (once-for-all; :func:`nas.supernet.reorder_channels`), so that subnets with smaller
     expansions inherit the most important ones.
