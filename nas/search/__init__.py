@@ -6,7 +6,8 @@ importable for other drivers (the Ray backend uses the same objective and storag
 
 from nas.search._objective import Objective, suggest_arch
 from nas.search._params import arch_to_params
-from nas.search._run import BudgetError, SearchConfig, SearchInputs, prepare, run_study
+from nas.search._run import BudgetError, SearchConfig, SearchInputs, StorageError, prepare
+from nas.search._runner import open_search_study, run_study
 from nas.search._study import (
     CONSTRAINT_NAME,
     OBJECTIVE_NAMES,
@@ -27,12 +28,14 @@ __all__ = [
     "Objective",
     "SearchConfig",
     "SearchInputs",
+    "StorageError",
     "arch_to_params",
     "best_feasible_trial",
     "constraint_values",
     "dashboard_command",
     "feasible_trials",
     "make_sampler",
+    "open_search_study",
     "open_study",
     "prepare",
     "run_study",

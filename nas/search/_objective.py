@@ -12,7 +12,7 @@ from nas.cost import network_cost
 from nas.search._study import CONSTRAINT_NAME
 from nas.space import Arch, BlockArch, SearchSpace
 
-__all__ = ["suggest_arch", "record_arch", "previous_trial", "reuse_score", "Objective", "ArchScore"]
+__all__ = ["suggest_arch", "record_arch", "previous_trial", "Objective", "ArchScore"]
 
 
 def _choose(trial: optuna.Trial, name: str, choices: tuple):
@@ -88,14 +88,13 @@ def previous_trial(study: optuna.Study, key: str) -> FrozenTrial | None:
     return None
 
 
-def reuse_score(trial: optuna.Trial, previous: FrozenTrial) -> tuple[float, float]:
-    """Mark ``trial`` as a duplicate of ``previous`` and return the previous trial's values."""
-    trial.set_user_attr("duplicate_of", previous.number)
-    return float(previous.values[0]), float(previous.values[1])
-
-
 class Objective:
-    """Callable for ``study.optimize``: suggest, deduplicate, score, record.
+    """Callable for ``study.optimize`` in one process: suggest, deduplicate, score, record.
+
+    A duplicate of a finished trial's arch is pruned (user attribute ``duplicate_of``), so it never
+    counts as a finished trial. ``python -m nas.search`` does not use this class: its runner
+    (:func:`nas.search.run_study`) also keeps several processes on one study from scoring an arch
+    twice or overshooting the trial count.
 
     Args:
         space: the search space.
@@ -124,8 +123,9 @@ class Objective:
         latency = record_arch(trial, arch, space=self.space, budget_ms=self.budget_ms, latency_ms=self.latency_ms,
                               num_classes=self.num_classes)
         previous = previous_trial(trial.study, arch.to_string())
-        if previous is not None:  # identical arch: reuse its score instead of evaluating again
-            return reuse_score(trial, previous)
+        if previous is not None:  # identical arch: not evaluated again, and not counted as finished
+            trial.set_user_attr("duplicate_of", previous.number)
+            raise optuna.TrialPruned(f"arch of trial {previous.number}")
         accuracy = float(self.accuracy(arch))
         trial.set_user_attr("accuracy", accuracy)
         return accuracy, latency

@@ -15,7 +15,8 @@ from nas.data import DataSplits
 from nas.evaluate import calibration_batches, describe_resolution, eval_resolution, evaluate_arch
 from nas.search._plots import write_pareto_plots
 from nas.search._report import write_report, write_result
-from nas.search._run import SearchConfig, SearchInputs, prepare, run_study, supernet_dir
+from nas.search._run import SearchConfig, SearchInputs, prepare, supernet_dir
+from nas.search._runner import run_study
 from nas.search._study import best_feasible_trial, dashboard_command, feasible_trials
 from nas.space import Arch
 from nas.supernet import Checkpoint, Supernet, calibrated_subnet, checkpoint_path, load_supernet
@@ -225,7 +226,7 @@ def run_pipeline(
     else:
         accuracy = make_accuracy_fn(supernet, ckpt, inputs.splits, calib_images=cfg.calib_images,
                                     val_limit=cfg.val_limit, seed=cfg.seed)
-        study = run_study(inputs, accuracy, progress=progress)
+        study = run_study(inputs, accuracy, progress=progress, log=log)
     result = finalize(inputs, study, supernet, ckpt, info, log=log)
     best = result["best"]
     if best:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,8 +33,10 @@ from optuna.trial import TrialState
 
 from nas.data import DataSplits
 from nas.distributed import ray_cluster  # first: sets Ray's environment defaults before ray is imported
-from nas.search._objective import previous_trial, record_arch, reuse_score, suggest_arch
-from nas.search._run import SearchInputs, latency_fn, open_search_study
+from nas.search._gate import Heartbeat, ask, mark_not_scored
+from nas.search._objective import record_arch, suggest_arch
+from nas.search._run import SearchInputs
+from nas.search._runner import SearchProgress, StudyRef, StudySession, latency_fn, open_search_study
 from nas.space import Arch, SearchSpace
 from ray.tune.search import Searcher
 
@@ -111,102 +112,151 @@ def _make_trainable(scorer_ref: Any, key: str, threads: int) -> Callable[[dict[s
 class ArchSearcher(Searcher):
     """A Tune searcher that asks and tells *our* Optuna study (see the module docstring).
 
+    It holds what reopens the study (:class:`StudyRef`: storage URL, name, sampler settings), not
+    the study: Tune pickles its searcher, and the open study, storage and heartbeat threads are
+    reattached lazily in the driver. Trials are admitted through the same
+    :class:`~nas.search._gate.TrialGate` as the local backend's.
+
     Args:
-        study: the run's study (:func:`open_search_study`).
-        space / budget_ms / latency_ms / num_classes: as for :class:`Objective`.
-        target: finished (COMPLETE) trials the study should reach.
-        max_launch: Tune trials that may be started at most (target + spares).
-        on_complete: called with the study after each told trial (progress display).
+        ref: the run's study (:attr:`StudySession.ref` of :func:`open_search_study`).
+        space / budget_ms / latency_ms / num_classes: as for :func:`record_arch`.
+        max_launch: Tune trials that may be started at most (remaining target + spares).
+        on_complete: called with the study and each told trial (progress display); not pickled.
+        session: the driver's open session of ``ref`` (default: attached on first use); not pickled.
     """
 
     def __init__(
         self,
-        study: optuna.Study,
+        ref: StudyRef,
         *,
         space: SearchSpace,
         budget_ms: float,
         latency_ms: Callable[[Arch], float],
         num_classes: int,
-        target: int,
         max_launch: int,
         on_complete: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+        session: StudySession | None = None,
     ) -> None:
         super().__init__(metric="accuracy", mode="max")
-        self.study = study
+        self.ref = ref
         self.space = space
         self.budget_ms = budget_ms
         self.latency_ms = latency_ms
         self.num_classes = num_classes
-        self.target = target
         self.max_launch = max_launch
         self.on_complete = on_complete
         self.launched = 0
-        self._live: dict[str, tuple[optuna.Trial, float, Any]] = {}
-        # Tune calls suggest() on every pass of its loop; the count of finished trials is read
-        # from the storage after each tell, not on every call.
-        self._complete = self._count_complete()
+        self._session = session
+        self._live: dict[str, tuple[optuna.Trial, float, Heartbeat]] = {}
+        self._waiting: tuple[optuna.Trial, Arch, Heartbeat] | None = None  # asked and recorded, no slot free yet
+        self._complete: int | None = None  # finished trials, re-read after each tell
 
-    def _count_complete(self) -> int:
-        return len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.update(_session=None, _live={}, _waiting=None, on_complete=None, _complete=None)
+        return state
 
-    def _told(self, trial: optuna.Trial) -> None:
-        self._complete = self._count_complete()
-        if self.on_complete is not None:  # (storage and trial id: as Optuna's own heartbeat code uses them)
-            self.on_complete(self.study, self.study._storage.get_trial(trial._trial_id))
+    @property
+    def session(self) -> StudySession:
+        if self._session is None:
+            self._session = self.ref.attach()
+        return self._session
+
+    @property
+    def study(self) -> optuna.Study:
+        return self.session.study
+
+    def _finished(self) -> int:
+        if self._complete is None:
+            self._complete = self.session.gate.finished()
+        return self._complete
+
+    def _told(self, frozen: optuna.trial.FrozenTrial) -> None:
+        self._complete = None
+        if self.on_complete is not None:
+            self.on_complete(self.study, frozen)
+
+    def _launch(self, trial_id: str, trial: optuna.Trial, arch: Arch, latency: float, beat: Heartbeat) -> dict:
+        trial.set_user_attr("backend", "ray")
+        self._live[trial_id] = (trial, latency, beat)
+        self.launched += 1
+        return {"arch_json": arch.to_json(indent=None), "optuna_trial": trial.number}
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        from optuna.storages._heartbeat import get_heartbeat_thread
-
+        gate = self.session.gate
         while True:
-            if self._complete >= self.target or self.launched >= self.max_launch:
+            if self._finished() >= self.ref.target or self.launched >= self.max_launch:
+                if self._waiting is not None:
+                    trial, _, beat = self._waiting
+                    beat.stop()
+                    mark_not_scored(self.study, trial, "the target was reached")
+                    self._waiting = None
                 return None if self._live else self.FINISHED
-            if self._complete + len(self._live) >= self.target:
-                return None  # enough in flight; ask again when one finishes (it may fail)
-            with warnings.catch_warnings():  # "heartbeat is meant for optimize()": we beat ourselves
-                warnings.simplefilter("ignore")
-                trial = self.study.ask()
-            try:
-                arch = suggest_arch(trial, self.space)
-                latency = record_arch(trial, arch, space=self.space, budget_ms=self.budget_ms,
-                                      latency_ms=self.latency_ms, num_classes=self.num_classes)
-                previous = previous_trial(self.study, arch.to_string())
-            except BaseException:  # as study.optimize does: the trial fails, the error propagates
-                self.study.tell(trial, state=TrialState.FAIL)
-                raise
-            if previous is not None:  # identical arch: answered from the storage, no Tune trial
-                self.study.tell(trial, reuse_score(trial, previous))
-                self._told(trial)
+            if self._waiting is not None:  # a trial that found no free slot: try it again
+                trial, arch, beat = self._waiting
+                admission = gate.admit(trial)
+                if admission.decision == "full":
+                    gate.fail_stale()
+                    return None
+                self._waiting = None
+            else:
+                if self._finished() + len(self._live) >= self.ref.target or not gate.has_room():
+                    return None  # enough in flight; ask again when one finishes (it may fail)
+                trial = ask(self.study)
+                beat = Heartbeat(self.session.storage, gate.trial_id(trial))
+                try:
+                    arch = suggest_arch(trial, self.space)
+                    record_arch(trial, arch, space=self.space, budget_ms=self.budget_ms, latency_ms=self.latency_ms,
+                                num_classes=self.num_classes)
+                    admission = gate.admit(trial)
+                except BaseException:  # as study.optimize does: the trial fails, the error propagates
+                    beat.stop()
+                    self.study.tell(trial, state=TrialState.FAIL)
+                    raise
+                if admission.decision == "full":
+                    self._waiting = (trial, arch, beat)
+                    return None
+            if admission.decision == "duplicate":  # answered from the storage: pruned, no Tune trial
+                beat.stop()
+                self._told(self.study.tell(trial, state=TrialState.PRUNED))
                 continue
-            trial.set_user_attr("backend", "ray")
-            beat = get_heartbeat_thread(trial._trial_id, self.study._storage)
-            beat.start()
-            self._live[trial_id] = (trial, latency, beat)
-            self.launched += 1
-            return {"arch_json": arch.to_json(indent=None), "optuna_trial": trial.number}
+            latency = float(trial.user_attrs["latency_ms"])
+            return self._launch(trial_id, trial, arch, latency, beat)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         entry = self._live.pop(trial_id, None)
         if entry is None:
             return
         trial, latency, beat = entry
-        beat.join()
+        beat.stop()
         if error or not result or result.get("accuracy") is None:
-            self.study.tell(trial, state=TrialState.FAIL)
+            frozen = self.study.tell(trial, state=TrialState.FAIL)
         else:
             accuracy = float(result["accuracy"])
             trial.set_user_attr("accuracy", accuracy)
             if result.get("worker"):
                 trial.set_user_attr("worker", str(result["worker"]))
-            self.study.tell(trial, (accuracy, latency))
-        self._told(trial)
+            frozen = self.study.tell(trial, (accuracy, latency))
+        self._told(frozen)
 
     def abandon_live(self) -> None:
         """Mark trials still in flight as failed (the run ended without their results, e.g. Ctrl-C),
         as ``study.optimize`` does with the trial it was running when interrupted."""
         for trial, _, beat in self._live.values():
-            beat.join()
+            beat.stop()
             self.study.tell(trial, state=TrialState.FAIL)
         self._live.clear()
+        if self._waiting is not None:
+            trial, _, beat = self._waiting
+            beat.stop()
+            mark_not_scored(self.study, trial, "the run ended")
+            self._waiting = None
+
+    def close(self) -> None:
+        self.abandon_live()
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
     # The study in its storage is the searcher's state; Tune's own experiment checkpoint adds nothing.
     def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
@@ -238,29 +288,19 @@ def run_study_ray(
         num_cpus: CPUs of a local cluster (default: all of the machine's).
     """
     cfg = inputs.cfg
-    study = open_search_study(inputs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-    complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    session = open_search_study(inputs, log=log)
+    study, gate = session.study, session.gate
+    gate.fail_stale()
+    complete = gate.finished()
     if complete >= cfg.trials:
+        session.close()
         return study
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.trials, initial=complete, desc="search (ray)", unit="trial", dynamic_ncols=True)
-
-    def on_complete(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if bar is not None and trial.state == TrialState.COMPLETE:
-            bar.update(1)
-            bar.set_postfix(last=f"{trial.values[1]:.1f}ms")
-
+    bar = SearchProgress(cfg.trials, complete, desc="search (ray)", enabled=progress)
     searcher = ArchSearcher(
-        study, space=inputs.space, budget_ms=inputs.budget_ms, latency_ms=latency_fn(inputs),
-        num_classes=inputs.splits.num_classes, target=cfg.trials,
-        max_launch=cfg.trials - complete + SPARE_TRIALS, on_complete=on_complete,
+        session.ref, space=inputs.space, budget_ms=inputs.budget_ms, latency_ms=latency_fn(inputs),
+        num_classes=inputs.splits.num_classes, max_launch=cfg.trials - complete + SPARE_TRIALS,
+        on_complete=bar.update, session=session,
     )
     start = time.perf_counter()
     try:
@@ -294,9 +334,8 @@ def run_study_ray(
             )
             tuner.fit()
     finally:
-        searcher.abandon_live()
-        if bar is not None:
-            bar.close()
+        searcher.close()
+        bar.close()
     study.set_user_attr("last_search_seconds", round(time.perf_counter() - start, 1))
     study.set_user_attr("last_search_backend", "ray")
     return study

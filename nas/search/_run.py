@@ -8,36 +8,28 @@ heartbeat) and retried.
 
 from __future__ import annotations
 
+import os
 import re
-import time
-import warnings
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import optuna
-from optuna.trial import TrialState
-
 from nas.data import DataSplits, load_data
 from nas.errors import ConfigError
-from nas.latency import LatencyTable, load_table, min_latency, parse_budget, predict_latency
+from nas.latency import LatencyTable, load_table, min_latency, parse_budget
+from nas.search._gate import DEFAULT_HEARTBEAT_SECONDS, heartbeat_storage, sqlite_path
+from nas.search._study import SAMPLERS, default_storage, study_name_for
 from nas.space import Arch, SearchSpace, load_space
-from nas.search._objective import Objective
-from nas.search._params import arch_to_params
-from nas.search._seeds import feasible_seeds
-from nas.search._study import SAMPLERS, default_storage, make_sampler, open_study, study_name_for
 
 __all__ = [
     "BACKENDS",
     "SearchConfig",
     "SearchInputs",
     "BudgetError",
+    "StorageError",
     "prepare",
+    "check_storage",
     "supernet_dir",
-    "open_search_study",
-    "latency_fn",
-    "run_study",
 ]
 
 RUNS_DIR = Path("runs")
@@ -48,6 +40,10 @@ BACKENDS = ("local", "ray")
 
 class BudgetError(ValueError):
     """The budget cannot be met by any member of the space on the device."""
+
+
+class StorageError(ValueError):
+    """The study storage cannot be opened or written."""
 
 
 @dataclass(frozen=True)
@@ -73,9 +69,14 @@ class SearchConfig:
     backend: str = "local"
     ray_address: str | None = None
     max_concurrent: int | None = None
+    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
 
     def __post_init__(self) -> None:
         problems = []
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**32:
+            problems.append(f"seed (--seed): {self.seed!r} (allowed: integer 0 .. 2**32-1)")
+        if not (isinstance(self.heartbeat_seconds, (int, float)) and 0.5 <= self.heartbeat_seconds <= 3600):
+            problems.append(f"heartbeat_seconds: {self.heartbeat_seconds!r} (allowed: 0.5 .. 3600 seconds)")
         if self.backend not in BACKENDS:
             problems.append(f"backend: {self.backend!r} (allowed: {', '.join(BACKENDS)})")
         elif self.backend != "ray":
@@ -153,6 +154,8 @@ def prepare(cfg: SearchConfig, *, splits: DataSplits | None = None) -> SearchInp
         ValueError: malformed budget; BudgetError: budget below the fastest member's latency.
         ConfigError / FileNotFoundError: bad or missing space file.
         DataError: missing data (says how to get it).
+        StorageError: the run directory, the supernet directory or the study storage cannot be
+            written, or the storage URL is malformed, unreachable, corrupt or lacks its driver.
     """
     budget_ms = parse_budget(cfg.budget)
     space = load_space(cfg.space)
@@ -167,8 +170,12 @@ def prepare(cfg: SearchConfig, *, splits: DataSplits | None = None) -> SearchInp
             f"({fastest}). Raise --budget to at least {floor_ms:.2f}ms, or use a smaller space."
         )
     run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg, space, table.device, budget_ms)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    ensure_writable_dir(run_dir, "--run-dir")
+    sdir = supernet_dir(cfg, space)
+    if not (sdir.is_file() or (sdir / "supernet.pt").is_file()):  # to be trained: it must be writable
+        ensure_writable_dir(sdir, "--supernet")
     storage = cfg.storage or default_storage(run_dir)
+    check_storage(storage)
     return SearchInputs(
         cfg=cfg,
         space=space,
@@ -183,94 +190,64 @@ def prepare(cfg: SearchConfig, *, splits: DataSplits | None = None) -> SearchInp
     )
 
 
-def _rdb_storage(url: str) -> optuna.storages.BaseStorage | str:
-    """RDB storages get a heartbeat so a trial left RUNNING by a killed process is failed
-    (and retried) instead of blocking the study forever."""
-    if url.startswith(("sqlite:", "postgresql", "mysql")):
-        with warnings.catch_warnings():  # the heartbeat API is flagged "experimental" by Optuna
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url,
-                heartbeat_interval=30,
-                grace_period=90,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
-            )
-    return url
+def ensure_writable_dir(path: Path, flag: str) -> None:
+    """Create ``path`` if needed and check that files can be written in it.
 
-
-def open_search_study(inputs: SearchInputs) -> optuna.Study:
-    """Create or resume the run's study (heartbeat storage), with its provenance as study attrs.
-
-    A new study gets the space's fastest member as its first trial, so it always has a feasible
-    answer, and (NSGA-II / TPE) random members shrunk to fit the budget as its first generation
-    (:func:`feasible_seeds`). Both backends open the study here.
+    Raises:
+        StorageError: naming ``flag``, when ``path`` is a file, cannot be created or is read-only.
     """
-    cfg, space = inputs.cfg, inputs.space
-    study = open_study(_rdb_storage(inputs.storage), inputs.study_name, make_sampler(cfg.sampler, cfg.seed))
-    study.set_user_attr("space", space.name)
-    study.set_user_attr("space_digest", space.digest)
-    study.set_user_attr("device", inputs.table.device)
-    study.set_user_attr("table_provenance", inputs.table.header.method)
-    study.set_user_attr("budget_ms", inputs.budget_ms)
-    study.set_user_attr("data", inputs.splits.name)
-    if not study.trials:
-        study.enqueue_trial(arch_to_params(inputs.fastest, space))
-        if cfg.sampler in ("nsga2", "tpe"):  # random search stays a plain random baseline
-            n = min(19, max(0, cfg.trials // 3))
-            for arch in feasible_seeds(space, latency_fn(inputs), inputs.budget_ms, inputs.fastest, n, cfg.seed):
-                if arch != inputs.fastest:
-                    study.enqueue_trial(arch_to_params(arch, space))
-    return study
+    if path.exists() and not path.is_dir():
+        raise StorageError(f"{flag} {path}: exists and is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise StorageError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
 
 
-def latency_fn(inputs: SearchInputs) -> Callable[[Arch], float]:
-    """Predicted latency (ms) of an arch on the run's device, at its deployment resolution."""
-
-    def latency(arch: Arch) -> float:
-        return predict_latency(inputs.table, arch, space=inputs.space, num_classes=inputs.splits.num_classes)
-
-    return latency
+def _masked(url: str) -> str:
+    """The URL without its password."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
-def run_study(
-    inputs: SearchInputs,
-    accuracy: Callable[[Arch], float],
-    *,
-    progress: bool = True,
-) -> optuna.Study:
-    """Create or resume the study and run trials until it has ``cfg.trials`` finished ones."""
-    cfg, space = inputs.cfg, inputs.space
-    study = open_search_study(inputs)
-    objective = Objective(space, inputs.budget_ms, latency_fn(inputs), accuracy, inputs.splits.num_classes)
-    finished = lambda: len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))  # noqa: E731
-    remaining = cfg.trials - finished()
-    if remaining > 0:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        bar = None
-        if progress:
-            from tqdm import tqdm
+def check_storage(url: str) -> None:
+    """Open the study storage once, before any training, so a bad one fails in seconds, not after it.
 
-            bar = tqdm(total=cfg.trials, initial=finished(), desc="search", unit="trial", dynamic_ncols=True)
+    Raises:
+        StorageError: a malformed URL, a missing directory or driver, an unreachable server, a
+            corrupt or read-only database (the message names the URL, without its password).
+    """
+    shown = _masked(url)
+    if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", url):
+        raise StorageError(f"--storage {shown!r}: not a storage URL (allowed: sqlite:///PATH/study.db, "
+                           "postgresql://USER:PASSWORD@HOST/DB, or another SQLAlchemy URL)")
+    db = sqlite_path(url)
+    if db is not None:
+        if not db.parent.is_dir():
+            raise StorageError(f"--storage {shown}: directory {db.parent} does not exist")
+        if db.exists() and (not db.is_file() or not os.access(db, os.R_OK | os.W_OK)):
+            raise StorageError(f"--storage {shown}: {db} is not a readable and writable file")
+        if not os.access(db.parent, os.W_OK):
+            raise StorageError(f"--storage {shown}: directory {db.parent} is not writable")
+    import sqlalchemy.exc
 
-        def on_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-            if bar is not None:
-                best = max((t.values[0] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                            if t.constraints.get("latency_over_budget_ms", 1) <= 0), default=float("nan"))
-                bar.update(1)
-                bar.set_postfix(best_feasible=f"{best:.2f}%", last=f"{trial.values[1]:.1f}ms" if trial.values else "-")
-
-        start = time.perf_counter()
-        try:
-            study.optimize(
-                objective,
-                callbacks=[
-                    optuna.study.MaxTrialsCallback(cfg.trials, states=(TrialState.COMPLETE,)),
-                    on_trial,
-                ],
-                n_trials=remaining + 5,  # spare for retried failures; MaxTrialsCallback stops it
-            )
-        finally:
-            if bar is not None:
-                bar.close()
-        study.set_user_attr("last_search_seconds", round(time.perf_counter() - start, 1))
-    return study
+    storage = None
+    try:
+        storage = heartbeat_storage(url)
+        storage.get_all_studies()
+    except ModuleNotFoundError as exc:
+        hint = " (pip install psycopg2-binary; it is in the lock)" if url.startswith("postgresql") else ""
+        raise StorageError(f"--storage {shown}: its database driver {exc.name!r} is not installed{hint}") from None
+    except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError) as exc:
+        raise StorageError(f"--storage {shown}: not a valid storage URL ({str(exc).splitlines()[0]})") from None
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise StorageError(f"--storage {shown}: cannot be opened ({detail})") from None
+    except (RuntimeError, ValueError) as exc:  # e.g. Optuna's "incompatible schema version"
+        raise StorageError(f"--storage {shown}: {str(exc).splitlines()[0]}") from None
+    finally:
+        if storage is not None:
+            storage.remove_session()
+            storage.engine.dispose()

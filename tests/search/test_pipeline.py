@@ -77,7 +77,7 @@ def test_search_end_to_end_and_resume(tmp_path, tiny_space_file, fake_table, spl
 
 @pytest.mark.slow
 def test_interrupted_search_loses_only_the_trial_in_flight(tmp_path, tiny_space_file, fake_table, splits):
-    from nas.search._run import run_study
+    from nas.search._runner import run_study
 
     cfg = _cfg(tmp_path, tiny_space_file, fake_table, trials=6, export=False)
     inputs = prepare(cfg, splits=splits)

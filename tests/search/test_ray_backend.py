@@ -10,7 +10,8 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.data import load_data
-from nas.search._run import SearchConfig, prepare, run_study
+from nas.search._run import SearchConfig, prepare
+from nas.search._runner import run_study
 from nas.space import Arch
 
 ray = pytest.importorskip("ray")
@@ -89,8 +90,9 @@ def test_ray_trials_land_in_the_same_study_as_local_ones(tmp_path, tiny_space_fi
     by_ray = [t for t in done if t.user_attrs.get("backend") == "ray"]
     assert by_ray and all(t.number >= 3 for t in by_ray)
     local_keys = set(done[0].user_attrs) - {"backend", "worker"}
+    assert len({t.user_attrs["arch"] for t in done}) == 8  # no arch scored twice
     for t in done:
-        assert local_keys <= set(t.user_attrs) or "duplicate_of" in t.user_attrs
+        assert local_keys <= set(t.user_attrs)
         assert t.constraints["latency_over_budget_ms"] == pytest.approx(t.user_attrs["latency_ms"] - 2.5)
         arch = Arch.from_json(t.user_attrs["arch_json"])
         assert t.values[0] == pytest.approx(fake_accuracy(arch))
@@ -132,32 +134,60 @@ def test_searcher_asks_records_and_tells_our_study(tmp_path, tiny_space_file, fa
     """The searcher alone, driven as Tune drives it (no cluster): target, duplicates, failures."""
     from nas.search import arch_to_params
     from nas.search._ray_backend import ArchSearcher
-    from nas.search._run import latency_fn, open_search_study
+    from nas.search._runner import latency_fn, open_search_study
 
     # random sampler: only the fastest member is enqueued (no feasible seeds), so trial numbers are known
     inputs = _ray_inputs(tmp_path, tiny_space_file, fake_table, splits, trials=4, sampler="random")
-    study = open_search_study(inputs)
+    session = open_search_study(inputs)
+    study = session.study
     told = []
-    searcher = ArchSearcher(study, space=inputs.space, budget_ms=inputs.budget_ms, latency_ms=latency_fn(inputs),
-                            num_classes=splits.num_classes, target=4, max_launch=4,
-                            on_complete=lambda s, t: told.append(t.number))
+    searcher = ArchSearcher(session.ref, space=inputs.space, budget_ms=inputs.budget_ms,
+                            latency_ms=latency_fn(inputs), num_classes=splits.num_classes, max_launch=4,
+                            on_complete=lambda s, t: told.append(t.number), session=session)
     first = searcher.suggest("a")
     assert Arch.from_json(first["arch_json"]) == inputs.fastest  # the enqueued fastest member comes first
     running = study.get_trials()[0]
     assert running.state == TrialState.RUNNING and "latency_over_budget_ms" in running.constraints
     searcher.on_trial_complete("a", {"accuracy": 61.0, "worker": "w:1"})
     study.enqueue_trial(arch_to_params(inputs.fastest, inputs.space))
-    second = searcher.suggest("b")  # the duplicate is answered from the storage, then a new arch goes out
+    second = searcher.suggest("b")  # the duplicate is pruned without a Tune trial, then a new arch goes out
     dup = study.get_trials()[1]
-    assert dup.state == TrialState.COMPLETE and dup.user_attrs["duplicate_of"] == 0 and dup.values[0] == 61.0
+    assert dup.state == TrialState.PRUNED and dup.user_attrs["duplicate_of"] == 0
     assert second["optuna_trial"] == 2
     searcher.on_trial_complete("b", None, error=True)  # both attempts failed on the workers
     assert searcher.suggest("c") is not None and searcher.suggest("d") is not None
-    assert searcher.suggest("e") is None  # 2 complete + 2 in flight = target: wait for them
+    assert searcher.suggest("e") is None  # 4 Tune trials launched (the cap), 2 in flight: wait for them
     searcher.abandon_live()  # the run stops early: in-flight trials failed, not left RUNNING
     states = [t.state for t in study.get_trials()]
-    assert states == [TrialState.COMPLETE, TrialState.COMPLETE] + [TrialState.FAIL] * 3
+    assert states == [TrialState.COMPLETE, TrialState.PRUNED] + [TrialState.FAIL] * 3
     t0 = study.get_trials()[0]
     assert t0.values == [61.0, t0.user_attrs["latency_ms"]] and t0.user_attrs["worker"] == "w:1"
     assert told[:3] == [0, 1, 2]
-    assert searcher.suggest("f") is searcher.FINISHED  # 4 Tune trials launched (the cap), none in flight
+    assert searcher.suggest("f") is searcher.FINISHED  # the cap is reached and nothing is in flight
+    searcher.close()
+
+
+def test_searcher_survives_pickling_and_reattaches_its_study(tmp_path, tiny_space_file, fake_table, splits):
+    """Tune pickles its searcher (experiment state): it must hold the study's URL and name, not the study."""
+    import pickle
+
+    from ray import cloudpickle
+
+    from nas.search._ray_backend import ArchSearcher
+    from nas.search._runner import latency_fn, open_search_study
+
+    inputs = _ray_inputs(tmp_path, tiny_space_file, fake_table, splits, trials=2, sampler="random")
+    session = open_search_study(inputs)
+    searcher = ArchSearcher(session.ref, space=inputs.space, budget_ms=inputs.budget_ms,
+                            latency_ms=latency_fn(inputs), num_classes=splits.num_classes, max_launch=3,
+                            on_complete=lambda s, t: None, session=session)
+    assert searcher.suggest("a") is not None  # a live trial with its heartbeat thread
+    blob = cloudpickle.dumps(searcher)
+    assert b"_thread.lock" not in blob
+    copy = pickle.loads(blob)
+    assert copy.ref == session.ref and copy.study.study_name == inputs.study_name
+    assert copy.suggest("b") is not None  # reattached: asks the same study in its storage
+    assert [t.state for t in session.study.get_trials()] == [TrialState.RUNNING] * 2
+    searcher.close()
+    copy.close()
+    assert [t.state for t in session.study.get_trials()] == [TrialState.FAIL] * 2
