@@ -23,11 +23,21 @@ import time
 
 from nas.errors import ArchError, ConfigError, DataError
 from nas.latency import LatencyTableError
-from nas.search._run import BACKENDS, SearchConfig
+from nas.search._run import BACKENDS, SearchConfig, StorageError
 from nas.search._study import SAMPLERS
 from nas.supernet import CheckpointError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "SMOKE_SEARCH"]
+
+#: What ``--smoke`` changes in the search itself (the supernet recipe: ``SMOKE_TRAIN``).
+SMOKE_SEARCH = {"trials": 8, "val_limit": 256, "calib_images": 128}
+
+
+def _pick(given, name: str, smoke: bool):
+    """An explicit flag wins; otherwise the smoke value with ``--smoke``, else the default."""
+    if given is not None:
+        return given
+    return SMOKE_SEARCH[name] if smoke else getattr(SearchConfig(device="", budget=""), name)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", default=d.space, help="search space name or YAML file")
     p.add_argument("--data", default=d.data, help="fashion-mnist | cifar | image-folder | a data directory")
     p.add_argument("--data-dir", default=None, help="directory for --data fashion-mnist/cifar/image-folder")
-    p.add_argument("--trials", type=int, default=d.trials, help="finished trials the study should have")
+    p.add_argument("--trials", type=int, default=None,
+                   help=f"finished trials the study should have [{d.trials}; {SMOKE_SEARCH['trials']} with --smoke]")
     p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler)
     p.add_argument("--storage", default=None,
                    help="any Optuna storage URL (default: sqlite:///RUN_DIR/study.db; postgresql://... for teams)")
@@ -51,10 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="supernet run directory or checkpoint [runs/supernets/SPACE-DIGEST-DATA]")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--epochs", type=int, default=None, help="supernet epochs if one must be trained [recipe]")
-    p.add_argument("--val-limit", type=int, default=d.val_limit,
-                   help="score each subnet on the first N validation images (0 = all)")
-    p.add_argument("--calib-images", type=int, default=d.calib_images, help="BN recalibration images per subnet")
-    p.add_argument("--smoke", action="store_true", help="tiny supernet training and search, to check the set-up")
+    p.add_argument("--val-limit", type=int, default=None,
+                   help=f"score each subnet on the first N validation images, 0 = all "
+                        f"[{d.val_limit}; {SMOKE_SEARCH['val_limit']} with --smoke]")
+    p.add_argument("--calib-images", type=int, default=None,
+                   help=f"BN recalibration images per subnet [{d.calib_images}; {SMOKE_SEARCH['calib_images']} "
+                        "with --smoke]")
+    p.add_argument("--smoke", action="store_true",
+                   help="check the set-up in a few minutes: a one-epoch supernet on 1024 images, "
+                        f"{SMOKE_SEARCH['trials']} trials on {SMOKE_SEARCH['val_limit']} validation images "
+                        "(flags given explicitly win)")
     p.add_argument("--no-export", action="store_true", help="skip exporting the best subnet")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads [torch's default]")
     p.add_argument("--backend", choices=BACKENDS, default=d.backend,
@@ -64,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --backend ray: cluster to join (HOST:PORT, ray://HOST:10001, auto) [start a local one]")
     p.add_argument("--max-concurrent", type=int, default=None,
                    help="with --backend ray: trials at once [one per CPU of the cluster]")
+    p.add_argument("--heartbeat-seconds", type=float, default=d.heartbeat_seconds,
+                   help="a running trial records a heartbeat this often; a trial of a killed process is failed "
+                        "and its arch retried after 3 missed beats")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -84,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             space=args.space,
             data=args.data,
             data_dir=args.data_dir,
-            trials=args.trials,
+            trials=_pick(args.trials, "trials", args.smoke),
             sampler=args.sampler,
             storage=args.storage,
             run_dir=args.run_dir,
@@ -92,27 +112,31 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             epochs=args.epochs,
             smoke=args.smoke,
-            val_limit=args.val_limit or None,
-            calib_images=args.calib_images,
+            val_limit=_pick(args.val_limit, "val_limit", args.smoke) or None,
+            calib_images=_pick(args.calib_images, "calib_images", args.smoke),
             export=not args.no_export,
             backend=args.backend,
             ray_address=args.ray_address,
             max_concurrent=args.max_concurrent,
+            heartbeat_seconds=args.heartbeat_seconds,
         )
+        if args.threads is not None and args.threads < 1:
+            raise ConfigError("search settings", [f"threads (--threads): {args.threads} (allowed: integer >= 1)"])
         if args.threads:
             import torch
 
             torch.set_num_threads(args.threads)
         start = time.perf_counter()
         result = run_pipeline(cfg, progress=not args.no_progress, log=print)
-    except (ConfigError, ArchError, DataError, LatencyTableError, CheckpointError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, ArchError, DataError, LatencyTableError, CheckpointError, StorageError, FileNotFoundError,
+            ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: finished trials are in the study storage; run the same command again to resume",
               file=sys.stderr)
         return 130
-    print(f"done in {time.perf_counter() - start:.0f} s: {json.dumps(result.get('best', {}).get('arch'))}")
+    print(f"done in {time.perf_counter() - start:.0f} s: {json.dumps((result.get('best') or {}).get('arch'))}")
     return 0
 
 

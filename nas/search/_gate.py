@@ -174,10 +174,14 @@ class Admission:
     previous: FrozenTrial | None = None  # the finished or claimed trial of the same arch (duplicate)
 
 
-def ask(study: optuna.Study) -> optuna.Trial:
-    """``study.ask()`` without Optuna's warning that heartbeats are meant for ``optimize``: the
-    runners record them themselves (:class:`Heartbeat`)."""
-    with warnings.catch_warnings():
+def ask(study: optuna.Study, lock: StudyLock) -> optuna.Trial:
+    """``study.ask()`` under the study lock, without Optuna's warning that heartbeats are meant for
+    ``optimize`` (the runners record them themselves: :class:`Heartbeat`).
+
+    Under the lock because on SQLite two processes popping the same enqueued trial at once could
+    both get it (the row lock that makes this safe on PostgreSQL does not exist there).
+    """
+    with lock.held(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Heartbeat of storage")
         return study.ask()
 

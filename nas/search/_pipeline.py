@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +25,65 @@ from nas.search._study import best_feasible_trial, dashboard_command, feasible_t
 from nas.space import Arch
 from nas.supernet import Checkpoint, Supernet, calibrated_subnet, checkpoint_path, load_supernet
 
-__all__ = ["run_pipeline", "ensure_supernet", "make_accuracy_fn", "finalize"]
+__all__ = ["run_pipeline", "ensure_supernet", "supernet_lock", "make_accuracy_fn", "finalize"]
 
 #: Supernet recipe overrides for ``--smoke`` (minutes on 2 CPU cores, not a useful supernet).
 SMOKE_TRAIN = {"subset": 1024, "batch_size": 64, "val_subset": 256, "calib_images": 256, "epochs": 1, "n_random": 1}
 
 
+@contextlib.contextmanager
+def supernet_lock(sdir: Path, *, log: Callable[[str], None]) -> Iterator[None]:
+    """Hold ``SDIR/.lock`` while the supernet in ``sdir`` is checked and trained: a second run on the
+    same supernet waits (saying who trains it) instead of training it again beside the first."""
+    try:
+        sdir.mkdir(parents=True, exist_ok=True)
+        f = open(sdir / ".lock", "a+")  # noqa: SIM115 (closed below)
+    except OSError:
+        if checkpoint_path(sdir).is_file():  # a read-only, finished supernet: nothing to train, no lock
+            yield
+            return
+        raise
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            log(f"supernet: {sdir} is being trained by {holder}; waiting for it to finish")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"{socket.gethostname()}:{os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            f.flush()
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
+            f.flush()
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def ensure_supernet(
     inputs: SearchInputs, *, progress: bool, log: Callable[[str], None]
 ) -> tuple[Supernet, Checkpoint, dict[str, Any]]:
-    """Load the supernet of (space, data), training or finishing it with the default recipe."""
+    """Load the supernet of (space, data), training or finishing it with the default recipe.
+
+    A supernet directory is locked while it is checked and trained (:func:`supernet_lock`).
+    """
+    sdir = supernet_dir(inputs.cfg, inputs.space)
+    if sdir.is_file():  # a checkpoint file given with --supernet: used as it is
+        return _ensure_supernet(inputs, sdir, progress=progress, log=log)
+    with supernet_lock(sdir, log=log):
+        return _ensure_supernet(inputs, sdir, progress=progress, log=log)
+
+
+def _ensure_supernet(
+    inputs: SearchInputs, sdir: Path, *, progress: bool, log: Callable[[str], None]
+) -> tuple[Supernet, Checkpoint, dict[str, Any]]:
     from nas.train import TrainConfig, train_supernet
 
     cfg, space = inputs.cfg, inputs.space
-    sdir = supernet_dir(cfg, space)
     path = checkpoint_path(sdir)
     info: dict[str, Any] = {"dir": str(sdir), "trained_now": False, "train_seconds": 0.0}
     overrides: dict[str, Any] = dict(SMOKE_TRAIN) if cfg.smoke else {}

@@ -202,7 +202,7 @@ class ArchSearcher(Searcher):
             else:
                 if self._finished() + len(self._live) >= self.ref.target or not gate.has_room():
                     return None  # enough in flight; ask again when one finishes (it may fail)
-                trial = ask(self.study)
+                trial = ask(self.study, self.session.lock)
                 beat = Heartbeat(self.session.storage, gate.trial_id(trial))
                 try:
                     arch = suggest_arch(trial, self.space)

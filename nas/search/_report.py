@@ -72,7 +72,9 @@ def write_report(run_dir: Path, result: dict[str, Any]) -> Path:
             "## Files",
             "",
             f"- `best/model.onnx` (ONNX Runtime vs PyTorch max |diff| = {exported['onnx_max_abs_diff']:.2e})",
-            "- `best/model.pt`: `torch.export.load(open('best/model.pt', 'rb')).module()` — no search code needed",
+            "- `best/model.pt`: a `torch.export` program; load it with `nas.export.load_model('best/model.pt')`, "
+            "which reads only its JSON and raw tensors and refuses pickled weights (`torch.export.load` unpickles "
+            "and runs code from the file: use it only on files you made yourself)",
             "- `best/weights.pt`: spec + arch + state dict for fine-tuning (`nas.export.load_weights`)",
             "- `best/arch.json`, `result.json`, `pareto.html`, `pareto.png`",
             "",

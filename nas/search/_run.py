@@ -237,9 +237,11 @@ def check_storage(url: str) -> None:
     try:
         storage = heartbeat_storage(url)
         storage.get_all_studies()
-    except ModuleNotFoundError as exc:
-        hint = " (pip install psycopg2-binary; it is in the lock)" if url.startswith("postgresql") else ""
-        raise StorageError(f"--storage {shown}: its database driver {exc.name!r} is not installed{hint}") from None
+    except ImportError as exc:  # Optuna re-raises the driver's ModuleNotFoundError as a bare ImportError
+        cause = exc if isinstance(exc, ModuleNotFoundError) else exc.__cause__ or exc.__context__
+        name = getattr(cause, "name", None) or "?"
+        hint = " (pip install 'psycopg[binary]'; bash scripts/install.sh installs it)" if url.startswith("postgresql") else ""
+        raise StorageError(f"--storage {shown}: its database driver {name!r} is not installed{hint}") from None
     except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError) as exc:
         raise StorageError(f"--storage {shown}: not a valid storage URL ({str(exc).splitlines()[0]})") from None
     except sqlalchemy.exc.SQLAlchemyError as exc:

@@ -178,7 +178,7 @@ def run_study(
                 time.sleep(poll_seconds)
                 gate.fail_stale()
                 continue
-            trial = ask(study)
+            trial = ask(study, session.lock)
             beat = Heartbeat(session.storage, gate.trial_id(trial))
             told = False
             try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import onnxruntime as ort
 import optuna
@@ -125,3 +126,75 @@ def test_cli_reports_errors_without_traceback(tmp_path, capsys):
     assert main(["--device", "no_such_phone", "--budget", "20ms", "--run-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no latency table") and "Traceback" not in err
+
+
+def test_a_second_run_waits_for_the_supernet_being_trained(tmp_path):
+    """Two runs sharing a supernet directory: the second waits (saying who trains it), then reuses it."""
+    import threading
+
+    from nas.search._pipeline import supernet_lock
+
+    sdir = tmp_path / "supernet"
+    logs: list[str] = []
+    order: list[str] = []
+    inside = threading.Event()
+    release = threading.Event()
+
+    def first() -> None:
+        with supernet_lock(sdir, log=logs.append):
+            order.append("first in")
+            inside.set()
+            release.wait(10)
+            order.append("first out")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    inside.wait(10)
+    second = threading.Thread(target=lambda: (supernet_lock(sdir, log=logs.append).__enter__(), order.append("second in")))
+    second.start()
+    second.join(0.5)
+    assert order == ["first in"] and second.is_alive()  # blocked while the first holds the lock
+    assert logs and "is being trained by" in logs[0] and f":{os.getpid()} since" in logs[0]
+    release.set()
+    thread.join(10)
+    second.join(10)
+    assert order == ["first in", "first out", "second in"]
+
+
+def test_bad_storage_and_outputs_fail_before_training(tmp_path, tiny_space_file, fake_table, splits):
+    from nas.search._run import StorageError
+
+    cases = {
+        "nowhere/study.db": "does not exist",
+        "corrupt.db": "cannot be opened",
+    }
+    (tmp_path / "corrupt.db").write_bytes(b"this is not a database" * 100)
+    for name, message in cases.items():
+        cfg = _cfg(tmp_path, tiny_space_file, fake_table, storage=f"sqlite:///{tmp_path / name}")
+        with pytest.raises(StorageError, match=message):
+            run_pipeline(cfg, progress=False, log=lambda _: None, splits=splits)
+    for storage, message in [("not a url", "not a storage URL"), ("bogus://x/y", "not a valid storage URL"),
+                             ("mysql://nas@127.0.0.1:9/nas", "driver .* is not installed")]:
+        with pytest.raises(StorageError, match=message):
+            run_pipeline(_cfg(tmp_path, tiny_space_file, fake_table, storage=storage), progress=False,
+                         log=lambda _: None, splits=splits)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(StorageError, match="--run-dir .*not a directory"):
+        run_pipeline(_cfg(tmp_path, tiny_space_file, fake_table, run_dir=str(tmp_path / "file")), progress=False,
+                     log=lambda _: None, splits=splits)
+    readonly = tmp_path / "ro"
+    readonly.mkdir()
+    readonly.chmod(0o555)
+    try:
+        if not os.access(readonly, os.W_OK):  # (root may write anywhere)
+            with pytest.raises(StorageError, match="--supernet .*cannot write"):
+                run_pipeline(_cfg(tmp_path, tiny_space_file, fake_table, supernet=str(readonly / "sn")),
+                             progress=False, log=lambda _: None, splits=splits)
+    finally:
+        readonly.chmod(0o755)
+    assert not (tmp_path / "supernet" / "supernet.pt").exists()  # nothing was trained
+
+
+def test_seed_must_be_non_negative_and_named():
+    with pytest.raises(ValueError, match=r"seed \(--seed\): -1"):
+        SearchConfig(device="d", budget="1ms", seed=-1)

@@ -1,0 +1,47 @@
+"""``python -m nas.search`` flags: what --smoke changes, and bad flags rejected before any work."""
+
+from __future__ import annotations
+
+import pytest
+
+import nas.search._pipeline as pipeline
+from nas.search.__main__ import SMOKE_SEARCH, main
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    seen = []
+
+    def fake_run(cfg, **kwargs):
+        seen.append(cfg)
+        return {"best": None}
+
+    monkeypatch.setattr(pipeline, "run_pipeline", fake_run)
+    return seen
+
+
+def test_smoke_shrinks_the_search_too(captured):
+    assert main(["--device", "pixel_cpu", "--budget", "20ms", "--smoke"]) == 0
+    cfg = captured[-1]
+    assert (cfg.trials, cfg.val_limit, cfg.calib_images) == (
+        SMOKE_SEARCH["trials"], SMOKE_SEARCH["val_limit"], SMOKE_SEARCH["calib_images"])
+    assert cfg.smoke
+
+
+def test_explicit_flags_win_over_smoke_and_defaults_stay(captured):
+    assert main(["--device", "pixel_cpu", "--budget", "20ms", "--smoke", "--trials", "3", "--val-limit", "0"]) == 0
+    assert (captured[-1].trials, captured[-1].val_limit) == (3, None)
+    assert main(["--device", "pixel_cpu", "--budget", "20ms"]) == 0
+    assert (captured[-1].trials, captured[-1].val_limit, captured[-1].calib_images) == (60, 5000, 2000)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--seed", "-1"], "seed (--seed): -1"),
+    (["--threads", "-1"], "threads (--threads): -1"),
+    (["--val-limit", "-3"], "val_limit: -3"),
+    (["--heartbeat-seconds", "0"], "heartbeat_seconds: 0.0"),
+])
+def test_bad_flags_are_one_line_errors(captured, capsys, flags, message):
+    assert main(["--device", "pixel_cpu", "--budget", "20ms", *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert not captured  # nothing ran
