@@ -4,23 +4,37 @@ plain weights, and the architecture JSON.
 Artifacts written by :func:`export_network` into a directory (``runs/NAME/best/``):
 
 - ``model.onnx`` — opset 17, dynamic batch; ONNX Runtime output is checked against PyTorch.
-- ``model.pt`` — a ``torch.export`` program with the weights baked in, usable without this package::
+- ``model.pt`` — a ``torch.export`` program with the weights baked in; the arch JSON travels inside
+  it (``extra_files={"arch.json": ""}``). Load it with::
 
-      import torch
-      model = torch.export.load(open("best/model.pt", "rb")).module()
+      from nas.export import load_model
+      model = load_model("best/model.pt")   # reads only JSON and raw tensors: nothing is unpickled
       logits = model(images)          # float32 [N, 3, R, R], normalised like the training data
 
-  The arch JSON travels inside it (``extra_files={"arch.json": ""}``).
+  :func:`load_model` rebuilds the network from the spec and the raw weights inside the archive and
+  refuses pickled weights. ``torch.export.load`` returns the program itself without this package,
+  but it unpickles members of the archive and runs code written in it (pickled weights and sample
+  inputs, guard code, shape expressions): use it only on a file you wrote yourself.
 - ``weights.pt`` — ``{"spec", "arch", "state_dict"}`` of plain tensors/dicts for fine-tuning with
   :func:`load_weights` (``torch.load(..., weights_only=True)``).
 - ``arch.json`` — ``{"arch": ..., "network": ...}``: the search-space choices and the resolved network.
+
+The directory is replaced as a whole and only once every file is written and checked: the files
+go into a sibling ``NAME.tmp-PID`` first (see :func:`export_network`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import re
+import shutil
+import sys
 import warnings
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +48,7 @@ from nas.space import Arch
 
 __all__ = [
     "ExportError",
+    "UnsafeModelError",
     "ExportResult",
     "export_onnx",
     "onnx_max_abs_diff",
@@ -45,10 +60,26 @@ __all__ = [
 ]
 
 ONNX_OPSET = 17
+ARTIFACTS = ("arch.json", "model.onnx", "model.pt", "weights.pt")  # what export_network writes
+
+# Members of a torch.export archive (torch 2.13, ``torch/export/pt2_archive``) that load_model reads;
+# torch.export.save names its one program "model".
+_ARCH_MEMBER = "extra/arch.json"
+_WEIGHTS_DIR = "data/weights/"
+_WEIGHTS_CONFIG = _WEIGHTS_DIR + "model_weights_config.json"
+_CONSTANTS_DIR = "data/constants/"
+_CONSTANTS_CONFIG = _CONSTANTS_DIR + "model_constants_config.json"
+_WEIGHT_FILE = re.compile(r"weight_\d+")
+_RAW_CONSTANT_PREFIX = "tensor_"  # custom_obj_* and opaque_obj_* constants are pickles
+_MEMBER_LIMIT = 1 << 30  # bytes; far above any MobileNet weight, refuses decompression bombs
 
 
 class ExportError(RuntimeError):
     """An exported model does not reproduce the PyTorch network."""
+
+
+class UnsafeModelError(ValueError):
+    """A ``model.pt`` archive holds a pickled payload that ``torch.export.load`` would unpickle."""
 
 
 @dataclass(frozen=True)
@@ -116,10 +147,154 @@ def save_program(model: torch.nn.Module, path: Path, example: torch.Tensor, arch
     return path
 
 
-def load_model(path: str | Path) -> torch.nn.Module:
-    """Load ``model.pt`` written by :func:`save_program`: one call, no search code needed."""
-    with open(path, "rb") as f:
-        return torch.export.load(f).module()
+class _Archive:
+    """Read-only view of a zip archive whose members all sit under one root folder."""
+
+    def __init__(self, path: Path, zf: zipfile.ZipFile) -> None:
+        self.path = path
+        self._zf = zf
+        names = zf.namelist()
+        root = names[0].split("/", 1)[0] if names else ""
+        if not root or any(not n.startswith(root + "/") for n in names):
+            raise ValueError(f"{path}: not a torch.export archive (members must share one root folder)")
+        self._root = root + "/"
+        self.names = {n[len(self._root):] for n in names}
+
+    def read(self, name: str) -> bytes:
+        if name not in self.names:
+            raise ValueError(f"{self.path}: member {name!r} is missing; not a model.pt written by nas.export")
+        info = self._zf.getinfo(self._root + name)
+        if info.file_size > _MEMBER_LIMIT:
+            raise ValueError(f"{self.path}: member {name!r} is {info.file_size} bytes (at most {_MEMBER_LIMIT})")
+        return self._zf.read(info)
+
+    def json(self, name: str) -> Any:
+        try:
+            return json.loads(self.read(name))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise ValueError(f"{self.path}: member {name!r} is not valid JSON: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _open_archive(path: Path) -> Iterator[_Archive]:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            yield _Archive(path, zf)
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{path}: not a torch.export archive (not a zip file: {exc})") from exc
+
+
+def _payload_entries(archive: _Archive, member: str) -> dict[str, dict[str, Any]]:
+    doc = archive.json(member)
+    entries = doc.get("config") if isinstance(doc, dict) else None
+    if not isinstance(entries, dict) or not all(isinstance(e, dict) for e in entries.values()):
+        raise ValueError(f"{archive.path}: {member} must be {{\"config\": {{name: entry object}}}}")
+    return entries
+
+
+def _refuse_pickled(
+    archive: _Archive, member: str, entries: dict[str, dict[str, Any]], raw_prefix: str | None = None
+) -> None:
+    """Raise on the first entry ``torch.export.load`` would unpickle.
+
+    torch 2.13 (``torch/export/pt2_archive/_package.py``) unpickles a weight or constant entry with
+    ``use_pickle: true`` (``torch.load(..., weights_only=False)``), and every constant whose payload
+    is a ``custom_obj_*`` (TorchScript pickle) or ``opaque_obj_*`` (``pickle.loads``) file.
+    """
+    folder = member.rsplit("/", 1)[0] + "/"
+    for name, entry in entries.items():
+        payload = f"{folder}{entry.get('path_name')}"
+        if entry.get("use_pickle", False) is not False:
+            raise UnsafeModelError(
+                f"{archive.path}: refusing to load: {member} entry {name!r} has use_pickle: "
+                f"{json.dumps(entry.get('use_pickle'))}, so torch.export.load would unpickle {payload} with "
+                "weights_only=False, which runs any code it holds; only raw tensor payloads "
+                "(use_pickle: false) are allowed"
+            )
+        if raw_prefix is not None and not str(entry.get("path_name", "")).startswith(raw_prefix):
+            raise UnsafeModelError(
+                f"{archive.path}: refusing to load: {member} entry {name!r} points at {payload}, not a raw "
+                f"tensor (torch.export.load unpickles custom_obj_*/opaque_obj_* payloads); only "
+                f"'{raw_prefix}*' payloads are allowed"
+            )
+
+
+def _ints(value: Any, what: str) -> list[int]:
+    items = value if isinstance(value, list) else [value]
+    out = [v.get("as_int") if isinstance(v, dict) else None for v in items]
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in out):
+        raise ValueError(f"{what} must be [{{\"as_int\": n >= 0}}, ...], got {value!r}")
+    return out  # type: ignore[return-value]
+
+
+def _raw_tensor(archive: _Archive, name: str, entry: dict[str, Any], like: torch.Tensor) -> torch.Tensor:
+    """The tensor of ``entry`` read from its raw payload with ``like``'s dtype and shape."""
+    where = f"{archive.path}: {_WEIGHTS_CONFIG} entry {name!r}"
+    meta = entry.get("tensor_meta")
+    file = entry.get("path_name")
+    if not isinstance(meta, dict) or not isinstance(file, str) or not _WEIGHT_FILE.fullmatch(file):
+        raise ValueError(f"{where} needs a tensor_meta object and a path_name 'weight_N'")
+    sizes = _ints(meta.get("sizes"), f"{where}: sizes")
+    strides = _ints(meta.get("strides"), f"{where}: strides")
+    (offset,) = _ints(meta.get("storage_offset"), f"{where}: storage_offset")
+    if sizes != list(like.shape) or len(strides) != len(sizes):
+        raise ValueError(f"{where} has shape {sizes} (strides {strides}); the network spec needs {list(like.shape)}")
+    raw = archive.read(_WEIGHTS_DIR + file)
+    if len(raw) % like.element_size():
+        raise ValueError(f"{where}: {_WEIGHTS_DIR}{file} has {len(raw)} bytes, not a whole number of {like.dtype}")
+    if not raw:
+        return torch.zeros(sizes, dtype=like.dtype)  # as torch.export.load reads an empty record
+    flat = torch.frombuffer(bytearray(raw), dtype=like.dtype)
+    try:
+        return torch.as_strided(flat, sizes, strides, offset).clone()
+    except RuntimeError as exc:
+        raise ValueError(f"{where}: sizes/strides/offset reach outside {_WEIGHTS_DIR}{file} "
+                         f"({len(raw)} bytes)") from exc
+
+
+def load_model(path: str | Path) -> MobileNet:
+    """Rebuild the network stored in ``model.pt`` without running anything from the file.
+
+    ``torch.export.load`` unpickles parts of an archive (weights flagged ``use_pickle``, the sample
+    inputs) and runs code written in it (guard code, shape expressions), so a tampered ``model.pt``
+    runs whatever it carries. This reads only ``extra/arch.json`` (the network spec, JSON) and the raw
+    tensor payloads listed in ``data/weights/model_weights_config.json``, after refusing any weight
+    or constant that is pickled, and returns the eval-mode network they describe: the same outputs as
+    the exported program, which :func:`export_network` checks.
+
+    Args:
+        path: a ``model.pt`` written by :func:`export_network` or :func:`save_program`.
+
+    Raises:
+        UnsafeModelError: a weight or constant entry is pickled (``use_pickle: true``, or a custom or
+            opaque object); the message names the file and the entry.
+        ValueError: not an archive written by this module, or its weights do not fit its network spec.
+    """
+    path = Path(path)
+    with _open_archive(path) as archive:
+        entries = _payload_entries(archive, _WEIGHTS_CONFIG)
+        _refuse_pickled(archive, _WEIGHTS_CONFIG, entries)
+        if _CONSTANTS_CONFIG in archive.names:
+            _refuse_pickled(archive, _CONSTANTS_CONFIG, _payload_entries(archive, _CONSTANTS_CONFIG),
+                            _RAW_CONSTANT_PREFIX)
+        order = archive.read("byteorder").decode(errors="replace") if "byteorder" in archive.names else sys.byteorder
+        if order != sys.byteorder:
+            raise ValueError(f"{path}: byteorder says the weights are {order!r}-endian; this machine is "
+                             f"{sys.byteorder!r}-endian")
+        doc = archive.json(_ARCH_MEMBER)
+        try:
+            spec = NetworkSpec.from_dict(doc["network"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: {_ARCH_MEMBER} needs the network spec under 'network': {exc}") from exc
+        model = build_network(spec)
+        expected = model.state_dict()
+        if set(entries) != set(expected):
+            missing, unexpected = sorted(set(expected) - set(entries)), sorted(set(entries) - set(expected))
+            raise ValueError(f"{path}: {_WEIGHTS_CONFIG} does not match the network spec in {_ARCH_MEMBER} "
+                             f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+        state = {name: _raw_tensor(archive, name, entries[name], like) for name, like in expected.items()}
+    model.load_state_dict(state)
+    return model.eval()
 
 
 def save_weights(model: MobileNet, path: Path, arch: Arch | None = None) -> Path:
@@ -146,6 +321,91 @@ def load_weights(path: str | Path) -> MobileNet:
     return model.eval()
 
 
+# --- writing a directory atomically -------------------------------------------------------------
+
+def _pid_alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # no cheap, harmless check (os.kill(pid, 0) is CTRL_C_EVENT on Windows): keep
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    except (OverflowError, ValueError):
+        return False  # not a pid this system can have
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _clean_leftovers(directory: Path) -> None:
+    """Remove ``NAME.tmp-PID``/``NAME.old-PID`` siblings left by killed exports.
+
+    A ``NAME.tmp-PID`` is never a result: it is deleted. A ``NAME.old-PID`` is the complete previous
+    result, moved aside just before the new one was renamed in: it is put back if ``NAME`` is missing
+    (the export was killed between the two renames), deleted otherwise. Siblings of a process that
+    is still running are left alone.
+    """
+    pattern = re.compile(re.escape(directory.name) + r"\.(tmp|old)-(\d+)")
+    if not directory.parent.is_dir():
+        return
+    leftovers = []
+    for sibling in sorted(directory.parent.iterdir()):
+        match = pattern.fullmatch(sibling.name)
+        if match and (int(match[2]) == os.getpid() or not _pid_alive(int(match[2]))):
+            leftovers.append((match[1], sibling))
+    for kind, sibling in sorted(leftovers, key=lambda item: item[0] != "old"):  # restore before deleting
+        if kind == "old" and not directory.exists() and not directory.is_symlink():
+            os.replace(sibling, directory)
+        else:
+            _remove(sibling)
+
+
+def _fsync(path: Path) -> None:
+    """Flush ``path`` (a file or a folder's entries) to disk where the platform allows it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _publish(staged: Path, directory: Path) -> None:
+    """Rename the complete ``staged`` folder to ``directory``, replacing an old one.
+
+    POSIX cannot rename a folder over a non-empty one, so the old folder is first renamed to
+    ``NAME.old-PID``; ``directory`` is missing only between the two renames, and a killed export
+    leaves the complete old result there for :func:`_clean_leftovers` to put back.
+    """
+    for file in staged.iterdir():
+        _fsync(file)
+    _fsync(staged)
+    aside = None
+    if directory.exists() or directory.is_symlink():
+        aside = directory.with_name(f"{directory.name}.old-{os.getpid()}")
+        os.replace(directory, aside)
+    try:
+        os.replace(staged, directory)
+    except BaseException:
+        if aside is not None:
+            os.replace(aside, directory)
+        raise
+    _fsync(directory.parent)
+    if aside is not None:
+        _remove(aside)
+
+
 def export_network(
     model: MobileNet,
     directory: str | Path,
@@ -158,9 +418,14 @@ def export_network(
 ) -> ExportResult:
     """Write every artifact for ``model`` into ``directory`` and verify the exported copies.
 
+    The files are written into a sibling ``NAME.tmp-PID`` and checked there; only then is that
+    folder renamed to ``directory``, replacing an old one as a whole (see :func:`_publish`). A
+    killed export therefore leaves the previous ``directory`` complete (or none at all), and the
+    next export removes its ``NAME.tmp-PID``; an export that raises removes it itself.
+
     Args:
         model: the static network (its ``spec`` is recorded).
-        directory: output folder (created).
+        directory: output folder (created, or replaced as a whole).
         arch: the search-space choices the network was resolved from, if any.
         resolution: input side for export and checks (default: the spec's).
         check_inputs: images to compare outputs on (default: 4 random normal images).
@@ -169,9 +434,39 @@ def export_network(
 
     Raises:
         ExportError: an exported model differs from PyTorch by more than ``atol``.
+        ValueError: ``directory`` has no name of its own (``.``, ``..``, ``/``), or holds files an
+            export does not write (it would lose them).
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    if directory.name in ("", ".", ".."):
+        raise ValueError(f"export directory {str(directory)!r} needs a name of its own (e.g. runs/NAME/best)")
+    if directory.is_dir() and (others := sorted(p.name for p in directory.iterdir() if p.name not in ARTIFACTS)):
+        raise ValueError(f"{directory}: holds {others[:5]} besides the files of an export {list(ARTIFACTS)}; "
+                         "export_network replaces the folder as a whole: choose a new or export-only folder")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    _clean_leftovers(directory)
+    staged = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
+    staged.mkdir()
+    try:
+        onnx_diff, program_diff = _write_artifacts(model, staged, arch, resolution, check_inputs, atol, extra)
+        _publish(staged, directory)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return ExportResult(directory, directory / "model.onnx", directory / "model.pt", directory / "weights.pt",
+                        directory / "arch.json", onnx_diff, program_diff)
+
+
+def _write_artifacts(
+    model: MobileNet,
+    directory: Path,
+    arch: Arch | None,
+    resolution: int | None,
+    check_inputs: torch.Tensor | None,
+    atol: float,
+    extra: dict[str, Any] | None,
+) -> tuple[float, float]:
+    """Write and check the four files of :func:`export_network`; the ONNX and program differences."""
     model = model.eval()
     spec: NetworkSpec = model.spec
     res = resolution or spec.resolution
@@ -181,8 +476,7 @@ def export_network(
     arch_doc = {"arch": arch.to_dict() if arch is not None else None, "arch_string": str(arch) if arch else None,
                 "network": spec.to_dict(), "input_resolution": res, **(extra or {})}
     arch_json = json.dumps(arch_doc, indent=2)
-    arch_path = directory / "arch.json"
-    arch_path.write_text(arch_json)
+    (directory / "arch.json").write_text(arch_json)
 
     onnx_path = export_onnx(model, directory / "model.onnx", example)
     onnx_diff = onnx_max_abs_diff(model, onnx_path, check_inputs)
@@ -191,9 +485,21 @@ def export_network(
 
     program_path = save_program(model, directory / "model.pt", example, arch_json)
     with torch.no_grad():
-        program_diff = float((load_model(program_path)(check_inputs) - model(check_inputs)).abs().max())
+        want = model(check_inputs)
+        # our own file, just written: torch.export.load is safe on it (and checks the program itself)
+        with open(program_path, "rb") as f:
+            program_diff = float((torch.export.load(f).module()(check_inputs) - want).abs().max())
+        rebuilt_diff = float((load_model(program_path)(check_inputs) - want).abs().max())
     if not program_diff <= atol:
         raise ExportError(f"{program_path}: exported program differs from PyTorch by {program_diff:.3g}")
+    if not rebuilt_diff <= atol:
+        raise ExportError(f"{program_path}: the network load_model rebuilds differs from PyTorch "
+                          f"by {rebuilt_diff:.3g}")
 
     weights_path = save_weights(model, directory / "weights.pt", arch)
-    return ExportResult(directory, onnx_path, program_path, weights_path, arch_path, onnx_diff, program_diff)
+    with torch.no_grad():
+        weights_diff = float((load_weights(weights_path)(check_inputs) - want).abs().max())
+    if not weights_diff <= atol:
+        raise ExportError(f"{weights_path}: the network load_weights rebuilds differs from PyTorch "
+                          f"by {weights_diff:.3g}")
+    return onnx_diff, program_diff

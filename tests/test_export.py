@@ -1,12 +1,29 @@
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import onnx
+import pytest
 import torch
 
-from nas.export import export_network, load_model, load_weights
-from nas.nn import build_network
+import nas.export as nas_export
+from nas.export import ExportResult, UnsafeModelError, export_network, load_model, load_weights
+from nas.nn import MobileNet, build_network
+from nas.space import Arch, load_space
+from tests.conftest import TINY_SPACE
 
 
 def test_export_round_trip(tmp_path, tiny_space):
@@ -32,3 +49,212 @@ def test_export_round_trip(tmp_path, tiny_space):
     with open(result.program_path, "rb") as f:
         torch.export.load(f, extra_files=extra)
     assert json.loads(extra["arch.json"])["arch_string"] == str(arch)
+
+
+# --- loading model.pt runs nothing from the file ---------------------------------------------------
+
+WEIGHTS_CONFIG = "data/weights/model_weights_config.json"
+
+
+@dataclass(frozen=True)
+class Exported:
+    model: MobileNet
+    arch: Arch
+    result: ExportResult
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
+    root = tmp_path_factory.mktemp("exported")
+    (root / "tiny.yaml").write_text(TINY_SPACE)
+    space = load_space(root / "tiny.yaml")
+    arch = space.sample(3)
+    model = build_network(space.resolve(arch, num_classes=5)).eval()
+    return Exported(model, arch, export_network(model, root / "best", arch=arch))
+
+
+class _Payload:
+    """Unpickling this creates ``marker`` (a harmless stand-in for running a command)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def _torch_pickle(marker: Path) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(_Payload(marker), buffer)
+    return buffer.getvalue()
+
+
+def _edit_json(edit: Callable[[Any], None]) -> Callable[[bytes], bytes]:
+    def apply(data: bytes) -> bytes:
+        doc = json.loads(data)
+        edit(doc)
+        return json.dumps(doc).encode()
+
+    return apply
+
+
+def _tampered(src: Path, dst: Path, edits: dict[str, Callable[[bytes], bytes]]) -> Path:
+    """Copy of archive ``src`` with ``edits[member](old bytes)`` written for each member (new ones added)."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        root = zin.namelist()[0].split("/")[0]
+        todo = dict(edits)
+        for info in zin.infolist():
+            member = info.filename[len(root) + 1:]
+            data = zin.read(info)
+            zout.writestr(info.filename, todo.pop(member)(data) if member in todo else data)
+        for member, make in todo.items():
+            zout.writestr(f"{root}/{member}", make(b""))
+    return dst
+
+
+def _member(path: Path, member: str) -> bytes:
+    with zipfile.ZipFile(path) as zf:
+        return zf.read(f"{zf.namelist()[0].split('/')[0]}/{member}")
+
+
+def _first_weight(path: Path) -> tuple[str, str]:
+    name, entry = next(iter(json.loads(_member(path, WEIGHTS_CONFIG))["config"].items()))
+    return name, entry["path_name"]
+
+
+def _pickled_weight(program: Path, marker: Path) -> tuple[dict[str, Callable[[bytes], bytes]], str]:
+    name, file = _first_weight(program)
+    flag = _edit_json(lambda doc: doc["config"][name].update(use_pickle=True))
+    return {WEIGHTS_CONFIG: flag, f"data/weights/{file}": lambda _: _torch_pickle(marker)}, name
+
+
+def _opaque_constant(program: Path, marker: Path) -> tuple[dict[str, Callable[[bytes], bytes]], str]:
+    # torch.export.load calls pickle.loads on an opaque_obj_* constant even when use_pickle is false
+    payload = pickle.dumps(_Payload(marker))
+    meta = {"dtype": 1, "sizes": [{"as_int": len(payload)}], "strides": [{"as_int": 1}],  # uint8 [len]
+            "storage_offset": {"as_int": 0}, "requires_grad": False, "device": {"type": "cpu", "index": None},
+            "layout": 7}
+    entry = {"path_name": "opaque_obj_0", "is_param": False, "use_pickle": False, "tensor_meta": meta}
+    add = _edit_json(lambda doc: doc["config"].update(planted=entry))
+    return {"data/constants/model_constants_config.json": add, "data/constants/opaque_obj_0": lambda _: payload}, \
+        "planted"
+
+
+@pytest.mark.parametrize("plant", [_pickled_weight, _opaque_constant], ids=["use_pickle-weight", "opaque-constant"])
+def test_load_model_refuses_pickled_payloads(exported, tmp_path, plant):
+    marker = tmp_path / "payload-ran"
+    edits, entry = plant(exported.result.program_path, marker)
+    evil = _tampered(exported.result.program_path, tmp_path / "model.pt", edits)
+    with pytest.raises(Exception) as info:
+        load_model(evil)
+    assert not marker.exists(), "the planted payload ran"
+    assert info.type is UnsafeModelError, info.value
+    assert str(evil) in str(info.value) and repr(entry) in str(info.value)
+    x = torch.randn(2, 3, exported.arch.resolution, exported.arch.resolution)
+    with torch.no_grad():  # the untouched file still loads
+        assert torch.allclose(load_model(exported.result.program_path)(x), exported.model(x), atol=1e-5)
+
+
+def _shape_symbol(doc: Any) -> dict[str, str]:
+    values = doc["graph_module"]["graph"]["tensor_values"].values()
+    return next(size["as_expr"] for value in values for size in value["sizes"] if "as_expr" in size)
+
+
+def _code_in_json(where: str, marker: Path) -> dict[str, Callable[[bytes], bytes]]:
+    code = f"__import__('builtins').open({str(marker)!r}, 'w') is not None"
+    if where == "guards_code":  # exec'd by .module(), run on every call
+        return {"models/model.json": _edit_json(lambda doc: doc["guards_code"].append(code))}
+    # sympy.sympify evaluates the shape expression while deserialising
+    sym = lambda doc: _shape_symbol(doc).update(expr_str=f"({code}) and {_shape_symbol(doc)['expr_str']}")
+    return {"models/model.json": _edit_json(sym)}
+
+
+@pytest.mark.parametrize("where", ["sample_inputs", "guards_code", "shape_expression"])
+def test_load_model_runs_nothing_from_the_file(exported, tmp_path, where):
+    marker = tmp_path / "payload-ran"
+    if where == "sample_inputs":  # torch.export.load retries a failed weights_only load with weights_only=False
+        edits = {"data/sample_inputs/model.pt": lambda _: _torch_pickle(marker)}
+    else:
+        edits = _code_in_json(where, marker)
+    evil = _tampered(exported.result.program_path, tmp_path / "model.pt", edits)
+    x = torch.randn(2, 3, exported.arch.resolution, exported.arch.resolution)
+    with torch.no_grad():
+        try:
+            got = load_model(evil)(x)
+        finally:
+            assert not marker.exists(), "the planted payload ran"
+        assert torch.allclose(got, exported.model(x), atol=1e-5)
+
+
+# --- a killed export never leaves a half-written best/ ---------------------------------------------
+
+_KILLED_EXPORT = """
+import os, signal, sys
+import nas.export as export
+from nas.nn import build_network
+from nas.space import load_space
+
+space = load_space(sys.argv[1])
+arch = space.sample(4)
+export.save_program = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)  # after arch.json, model.onnx
+export.export_network(build_network(space.resolve(arch, num_classes=7)), sys.argv[2], arch=arch)
+"""
+
+
+def _digests(directory: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+
+
+def _fail(*args: Any, **kwargs: Any) -> None:
+    raise RuntimeError("disk full")
+
+
+def test_killed_export_keeps_the_previous_best(exported, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    shutil.copytree(exported.result.directory, run / "best")
+    before = _digests(run / "best")
+    (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_EXPORT, str(tmp_path / "tiny.yaml"), str(run / "best")],
+                             cwd=Path(__file__).resolve().parents[1], stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    _, stderr = child.communicate(timeout=600)
+    assert child.returncode == -signal.SIGKILL, stderr
+    assert _digests(run / "best") == before
+    assert sorted(p.name for p in run.iterdir()) == ["best", f"best.tmp-{child.pid}"]
+
+    # the next export removes the leftover, and one that fails keeps best/ as it was
+    monkeypatch.setattr(nas_export, "save_program", _fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_network(exported.model, run / "best", arch=exported.arch)
+    assert sorted(p.name for p in run.iterdir()) == ["best"]
+    assert _digests(run / "best") == before
+
+
+def test_failed_export_leaves_no_partial_best(exported, tmp_path, monkeypatch):
+    monkeypatch.setattr(nas_export, "save_program", _fail)  # after arch.json and model.onnx
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_network(exported.model, tmp_path / "run" / "best", arch=exported.arch)
+    assert list((tmp_path / "run").iterdir()) == []
+
+
+def test_export_puts_back_a_best_moved_aside_by_a_killed_export(exported, tmp_path, monkeypatch):
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
+    run = tmp_path / "run"
+    # killed between renaming the old best/ aside and the complete new one in
+    shutil.copytree(exported.result.directory, run / f"best.old-{dead.pid}")
+    (run / f"best.tmp-{dead.pid}").mkdir()
+    (run / f"best.tmp-{dead.pid}" / "arch.json").write_text("{}")
+    monkeypatch.setattr(nas_export, "export_onnx", _fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_network(exported.model, run / "best", arch=exported.arch)
+    assert sorted(p.name for p in run.iterdir()) == ["best"]
+    assert _digests(run / "best") == _digests(exported.result.directory)
+
+
+def test_export_refuses_to_replace_a_folder_with_other_files(exported, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "study.db").write_text("keep me")
+    with pytest.raises(ValueError, match=r"study\.db"):
+        export_network(exported.model, tmp_path / "run", arch=exported.arch)
+    assert (tmp_path / "run" / "study.db").read_text() == "keep me"
