@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -25,7 +27,7 @@ import numpy as np
 import torch
 
 from nas.cost import network_cost
-from nas.data import DataSplits, ImageData, iterate_batches, load_data
+from nas.data import MAX_RESOLUTION, DataSplits, ImageData, check_resolution, iterate_batches, load_data
 from nas.errors import ArchError, DataError
 from nas.space import Arch, SearchSpace
 from nas.supernet import CalibrationStats, Checkpoint, CheckpointError, Supernet, load_supernet, recalibrate_bn
@@ -40,6 +42,9 @@ __all__ = [
     "proxy_side",
     "describe_resolution",
     "parse_arch",
+    "parse_device",
+    "int_arg",
+    "float_arg",
     "main",
 ]
 
@@ -189,7 +194,7 @@ def evaluate_arch(
         resolution: input side; default ``arch.resolution`` (pass :func:`eval_resolution`'s
             value for a supernet trained at a proxy resolution).
         split: ``val`` (drives search) or ``test`` (final reports only).
-        limit: score on the first ``limit`` images of the split only.
+        limit: score on the first ``limit`` images of the split only (>= 1; None: all).
         recalibrate: re-estimate BN statistics first (off: the supernet's running statistics).
         calib_images: number of training images for recalibration (a seeded random subset).
         calib_batches: prepared calibration batches (from :func:`calibration_batches`), reused
@@ -198,9 +203,13 @@ def evaluate_arch(
         channels_last: run in channels-last memory format (default: on CPU).
 
     Raises:
-        ValueError: unknown split, missing test split, or class-count mismatch.
+        ValueError: unknown split, class-count mismatch, ``limit`` < 1, or ``resolution`` outside
+            ``[1, MAX_RESOLUTION]``.
+        DataError: ``split`` is ``test`` and the data has no test split.
         ArchError: ``arch`` is not in the supernet's space.
     """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1 image (or None for the whole split), got {limit}")
     if splits.num_classes != supernet.num_classes:
         raise ValueError(f"the data has {splits.num_classes} classes but the supernet {supernet.num_classes}")
     if split not in ("val", "test"):
@@ -209,7 +218,7 @@ def evaluate_arch(
     if data is None:
         raise DataError(f"dataset {splits.name!r} has no test split")
     supernet.space.check(arch)
-    resolution = resolution if resolution is not None else arch.resolution
+    resolution = check_resolution(resolution if resolution is not None else arch.resolution)
     device = next(supernet.parameters()).device
     if channels_last is None:
         channels_last = device.type == "cpu"
@@ -279,6 +288,69 @@ def parse_arch(text: str, space: SearchSpace) -> Arch:
     return arch
 
 
+_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
+
+
+def parse_device(text: str, *, check_available: bool = True, flag: str = "--device") -> torch.device:
+    """The torch device a ``--device`` value names: ``auto`` (CUDA when present, else CPU), ``cpu``,
+    ``cuda`` or ``cuda:N``.
+
+    Args:
+        text: the flag's value.
+        check_available: also require the CUDA device to exist on this machine (off where the
+            work runs elsewhere, e.g. on Ray workers).
+        flag: how the error names the value.
+
+    Raises:
+        ValueError: not one of the allowed forms, or CUDA asked for but absent; the message names
+            ``flag``, the value and what is allowed.
+    """
+    if not _DEVICE.fullmatch(text):
+        raise ValueError(f"{flag} {text!r}: unknown device (allowed: auto, cpu, cuda, cuda:N)")
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(text)
+    if device.type == "cuda" and check_available:
+        if not torch.cuda.is_available():
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise ValueError(f"{flag} {text}: CUDA is not available on this machine ({why}); use --device cpu or auto")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(
+                f"{flag} {text}: this machine has {count} CUDA device(s) (allowed: cuda:0..cuda:{count - 1})"
+            )
+    return device
+
+
+def int_arg(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type=`` for integers in ``[minimum, maximum]`` (argparse names the flag:
+    ``argument --threads: -1 (allowed: integer >= 1)``)."""
+    allowed = f">= {minimum}" if maximum is None else f"{minimum}..{maximum}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} (allowed: integer {allowed})") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"{value} (allowed: integer {allowed})")
+        return value
+
+    return parse
+
+
+def float_arg(text: str) -> float:
+    """An argparse ``type=`` for finite floats (``inf`` and ``nan`` are refused; ranges are checked
+    where the value is used)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} (allowed: a finite number)") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} (allowed: a finite number)")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m nas.evaluate",
@@ -288,26 +360,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default="largest",
                    help="largest | smallest | random:SEED | arch.json | inline JSON | string form")
     p.add_argument("--split", choices=("val", "test"), default="val")
-    p.add_argument("--limit", type=int, default=None, help="score on this many images only")
-    p.add_argument("--calib-images", type=int, default=2000, help="training images for BN recalibration")
+    p.add_argument("--limit", type=int_arg(1), default=None, help="score on this many images only (>= 1) [all]")
+    p.add_argument("--calib-images", type=int_arg(1), default=2000, help="training images for BN recalibration")
     p.add_argument("--no-recalibrate", action="store_true", help="use the supernet's running BN statistics")
-    p.add_argument("--resolution", type=int, default=None,
-                   help="input side (default: the supernet's training side, else the arch's)")
+    p.add_argument("--resolution", type=int_arg(8, MAX_RESOLUTION), default=None,
+                   help=f"input side, 8..{MAX_RESOLUTION} (default: the supernet's training side, else the arch's)")
     p.add_argument("--data", default=None, help="dataset (default: the one the supernet was trained on)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=int_arg(1), default=None, help="torch CPU threads (>= 1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.threads:
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if args.device == "auto" else args.device))
     try:
+        device = parse_device(args.device)
         supernet, ckpt = load_supernet(args.run_dir, map_location=device)
         arch = parse_arch(args.arch, supernet.space)
         data_name = args.data or ckpt.data.get("name", "fashion-mnist")
@@ -315,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         splits = load_data(data_name, data_dir, seed=int(ckpt.data.get("split_seed", 0)),
                            channels=supernet.space.config.in_channels)
         ckpt.check_compatible(num_classes=splits.num_classes)
-        resolution = args.resolution or eval_resolution(ckpt, arch)
+        resolution = args.resolution if args.resolution is not None else eval_resolution(ckpt, arch)
         score = evaluate_arch(supernet, arch, splits, resolution=resolution, split=args.split, limit=args.limit,
                               recalibrate=not args.no_recalibrate, calib_images=args.calib_images)
     except (CheckpointError, ArchError, DataError, ValueError, FileNotFoundError) as exc:

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from nas.cost import NetworkCost, network_cost
+from nas.data import MAX_RESOLUTION
 from nas.errors import ArchError, ConfigError
 from nas.netspec import NetworkSpec
 from nas.nn import get_preset, is_preset, preset_names
@@ -106,12 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         "largest|smallest|random:SEED of --space, an arch string, or a JSON file",
     )
     parser.add_argument("--space", help="search space name or YAML file (for largest/smallest/random)")
-    parser.add_argument("--resolution", type=int, help="input resolution (default: the arch's own)")
+    parser.add_argument("--resolution", type=int,
+                        help=f"input resolution, 1..{MAX_RESOLUTION} (default: the arch's own)")
     parser.add_argument("--num-classes", type=int, default=1000)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
-    if args.resolution is not None and args.resolution <= 0:
-        parser.error(f"--resolution must be positive, got {args.resolution}")
+    if args.resolution is not None and not 1 <= args.resolution <= MAX_RESOLUTION:
+        # the cost is analytic (nothing is allocated), but a side training and evaluation refuse is a typo
+        parser.error(f"--resolution must be in 1..{MAX_RESOLUTION} px, got {args.resolution}")
     if args.num_classes <= 0:
         parser.error(f"--num-classes must be positive, got {args.num_classes}")
     try:

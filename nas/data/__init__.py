@@ -1,6 +1,6 @@
 """Datasets: Fashion-MNIST (default, Debian package), CIFAR batches, image folders, synthetic."""
 
-from nas.data._batches import iterate_batches, to_float
+from nas.data._batches import MAX_RESOLUTION, check_resolution, iterate_batches, to_float
 from nas.data._formats import read_cifar_batches, read_idx, read_image_folder
 from nas.data._load import (
     DATASETS,
@@ -16,8 +16,10 @@ __all__ = [
     "DATASETS",
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_DIR",
+    "MAX_RESOLUTION",
     "DataSplits",
     "ImageData",
+    "check_resolution",
     "detect_format",
     "iterate_batches",
     "load_data",

@@ -10,6 +10,8 @@ import gzip
 import io
 import pickle
 import struct
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -25,16 +27,37 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">
 
 
 def _open(path: Path) -> bytes:
-    raw = path.read_bytes()
-    return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    """The bytes of ``path``, gunzipped when it is gzip-compressed.
+
+    Raises:
+        DataError: the file cannot be read, or it is a truncated or corrupt gzip file.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DataError(
+            f"{path}: truncated or corrupt gzip file ({str(exc) or type(exc).__name__}); download or copy it again"
+        ) from None
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (optionally gzip-compressed) into a numpy array."""
+    """Read an IDX file (optionally gzip-compressed) into a numpy array.
+
+    Raises:
+        DataError: unreadable, not IDX, truncated, or a truncated or corrupt gzip file.
+    """
     data = _open(path)
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
         raise DataError(f"{path}: not an IDX file (bad magic number)")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise DataError(f"{path}: truncated IDX file (header of {len(data)} bytes for {ndim} dimensions)")
     dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     dtype = np.dtype(_IDX_DTYPES[data[2]])
     count = int(np.prod(dims))
@@ -61,6 +84,15 @@ def read_idx_pair(directory: Path, prefix: str, classes: tuple[str, ...]) -> Ima
     labels = read_idx(lbl_path)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise DataError(f"{directory}: {prefix} images {images.shape} and labels {labels.shape} do not match")
+    if images.dtype != np.uint8:
+        raise DataError(f"{img_path}: images must be unsigned bytes (IDX type 0x08), got {images.dtype}")
+    if labels.dtype.kind not in "iu":
+        raise DataError(f"{lbl_path}: labels must be integers, got {labels.dtype}")
+    if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= len(classes)):
+        raise DataError(
+            f"{lbl_path}: labels must lie in [0, {len(classes)}) for {len(classes)} classes, "
+            f"got [{int(labels.min())}, {int(labels.max())}]"
+        )
     return ImageData(
         torch.from_numpy(images.copy()).unsqueeze(1),
         torch.from_numpy(labels.astype(np.int64)),
@@ -143,10 +175,40 @@ def read_cifar_batches(directory: Path) -> tuple[ImageData, ImageData | None]:
     return train, test
 
 
-def read_image_folder(directory: Path, image_size: int, classes: tuple[str, ...] | None = None) -> ImageData:
-    """``directory/<class>/<image>`` -> RGB ImageData resized to ``image_size`` square."""
+def _read_image(path: Path, image_size: int) -> np.ndarray:
+    """One image file -> uint8 ``[3, image_size, image_size]``.
+
+    Images over PIL's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``; PIL itself only
+    warns between one and two times it) are refused before they are decoded; the limit is left as
+    it is.
+
+    Raises:
+        DataError: unreadable, undecodable, or over the pixel limit; the message names the file.
+    """
     from PIL import Image
 
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                rgb = im.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(
+            f"{path}: too many pixels to decode safely ({exc}; images over PIL.Image.MAX_IMAGE_PIXELS = "
+            f"{Image.MAX_IMAGE_PIXELS} pixels are refused); shrink it (it is resized to {image_size} px anyway)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read image ({exc})") from None
+    return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def read_image_folder(directory: Path, image_size: int, classes: tuple[str, ...] | None = None) -> ImageData:
+    """``directory/<class>/<image>`` -> RGB ImageData resized to ``image_size`` square.
+
+    Raises:
+        DataError: no classes or images, a class not among ``classes``, or an image that cannot be
+            read or is over PIL's decompression-bomb limit (the message names the file).
+    """
     class_dirs = sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
     if classes is None:
         classes = tuple(p.name for p in class_dirs)
@@ -160,12 +222,7 @@ def read_image_folder(directory: Path, image_size: int, classes: tuple[str, ...]
         for f in sorted(d.iterdir()):
             if f.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            try:
-                with Image.open(f) as im:
-                    im = im.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
-                    images.append(np.asarray(im, dtype=np.uint8).transpose(2, 0, 1))
-            except OSError as exc:
-                raise DataError(f"{f}: cannot read image ({exc})") from None
+            images.append(_read_image(f, image_size))
             labels.append(index[d.name])
     if not images:
         raise DataError(f"{directory}: no images with suffix {IMAGE_SUFFIXES} under its class folders")

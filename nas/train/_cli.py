@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from nas.data import MAX_RESOLUTION
 from nas.errors import ConfigError, DataError
+from nas.evaluate import float_arg, int_arg, parse_device
 from nas.supernet import CheckpointError
 from nas.train._config import RESOLUTION_SAMPLING, TrainConfig
 from nas.train._supernet_training import train_supernet
@@ -25,6 +28,9 @@ from nas.train._supernet_training import train_supernet
 __all__ = ["main", "SMOKE"]
 
 SMOKE = {"subset": 2560, "val_subset": 1000, "calib_images": 500, "epochs": 2, "n_random": 1}
+
+#: ``--seed`` feeds ``torch.Generator.manual_seed`` and numpy's ``default_rng``: 64-bit unsigned.
+MAX_SEED = 2**64 - 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,14 +47,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR/supernet.pt after its last epoch")
     p.add_argument("--epochs", type=int, default=None, help=f"[{d.epochs}]")
     p.add_argument("--batch-size", type=int, default=None, help=f"[{d.batch_size}]")
-    p.add_argument("--lr", type=float, default=None, help=f"peak SGD learning rate [{d.lr}]")
-    p.add_argument("--weight-decay", type=float, default=None, help=f"[{d.weight_decay}]")
-    p.add_argument("--warmup-epochs", type=float, default=None, help=f"[{d.warmup_epochs}]")
-    p.add_argument("--distill-weight", type=float, default=None,
+    p.add_argument("--lr", type=float_arg, default=None, help=f"peak SGD learning rate [{d.lr}]")
+    p.add_argument("--weight-decay", type=float_arg, default=None, help=f"[{d.weight_decay}]")
+    p.add_argument("--warmup-epochs", type=float_arg, default=None, help=f"[{d.warmup_epochs}]")
+    p.add_argument("--distill-weight", type=float_arg, default=None,
                    help=f"share of distillation (vs labels) in the students' loss [{d.distill_weight}]")
     p.add_argument("--n-random", type=int, default=None, help=f"random subnets per step besides largest+smallest [{d.n_random}]")
     p.add_argument("--resolution", default=None,
-                   help=f"proxy training side in px, or 'arch' for each subnet's own resolution [{d.resolution}]")
+                   help=f"proxy training side in px (8..{MAX_RESOLUTION}), or 'arch' for each subnet's own "
+                        f"resolution [{d.resolution}]")
     p.add_argument("--subset", type=int, default=None, help="training images per epoch [all]")
     p.add_argument("--val-subset", type=int, default=None, help=f"validation images scored per epoch [{d.val_subset}]")
     p.add_argument("--calib-images", type=int, default=None, help=f"BN recalibration images [{d.calib_images}]")
@@ -64,16 +71,16 @@ def _parser() -> argparse.ArgumentParser:
                         "--no-kernel-transform: plain centre crops [off]")
     p.add_argument("--reorder-channels", action="store_true",
                    help="after every epoch but the last, sort mid channels by importance (once-for-all)")
-    p.add_argument("--seed", type=int, default=None, help=f"[{d.seed}]")
+    p.add_argument("--seed", type=int_arg(0, MAX_SEED), default=None, help=f"[{d.seed}]")
     p.add_argument("--smoke", action="store_true",
                    help=f"tiny run to check the setup (about a minute): {SMOKE}")
     p.add_argument("--device", default="auto", help="auto (CUDA with mixed precision when present) | cpu | cuda[:N]")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=int_arg(1), default=None,
                    help="torch CPU threads [torch's default; with --backend ray: 1 per worker]")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="local: this process; ray: data-parallel Ray Train workers (DDP-style gradient averaging)")
-    p.add_argument("--num-workers", type=int, default=None, help="with --backend ray: training processes [2]")
+    p.add_argument("--num-workers", type=int_arg(1), default=None, help="with --backend ray: training processes [2]")
     p.add_argument("--ray-address", default=None,
                    help="with --backend ray: cluster to join (HOST:PORT, ray://HOST:10001, auto) [start a local one]")
     return p
@@ -94,6 +101,9 @@ def _config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, set[str]]:
                 given["resolution"] = int(args.resolution)
             except ValueError:
                 raise ConfigError("--resolution", [f"{args.resolution!r}: expected an integer or 'arch'"]) from None
+            if not 8 <= given["resolution"] <= MAX_RESOLUTION:
+                raise ConfigError("--resolution", [
+                    f"{given['resolution']} px (allowed: integer 8..{MAX_RESOLUTION}, or 'arch')"])
     if args.fixed_resolution:
         given["scale_resolution"] = False
     if args.kernel_transform is not None:
@@ -103,11 +113,34 @@ def _config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, set[str]]:
     return TrainConfig(**given), set(given)
 
 
+def _check_run_dir(text: str) -> None:
+    """Refuse a ``--run-dir`` that cannot be a directory, before anything is loaded or trained.
+
+    Raises:
+        ValueError: ``text`` (or a parent of it) is an existing non-directory, or it names a
+            checkpoint file (``.pt``/``.pth``): training writes ``RUN_DIR/supernet.pt`` and
+            ``RUN_DIR/history.json``.
+    """
+    run_dir = Path(text)
+    if run_dir.suffix in (".pt", ".pth"):
+        raise ValueError(f"--run-dir {text}: expected a run directory, not a checkpoint file name (training "
+                         "writes RUN_DIR/supernet.pt and RUN_DIR/history.json)")
+    for path in (run_dir, *run_dir.parents):
+        if path.exists() or path.is_symlink():
+            if not path.is_dir():
+                where = "it" if path == run_dir else str(path)
+                raise ValueError(f"--run-dir {text}: {where} exists and is not a directory (choose a directory)")
+            break
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.threads and args.backend == "local":
         torch.set_num_threads(args.threads)
     try:
+        _check_run_dir(args.run_dir)
+        # Ray workers may have GPUs that this process does not: only the spelling is checked here
+        parse_device(args.device, check_available=args.backend == "local")
         cfg, given = _config_from_args(args)
         if args.backend == "ray":
             from nas.distributed import DistributedTrainingError, train_supernet_ray

@@ -3,6 +3,7 @@ from __future__ import annotations
 import gzip
 import pickle
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -46,6 +47,36 @@ def test_truncated_idx_is_rejected(tmp_path):
     path = directory / "train-images-idx3-ubyte.gz"
     path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())[:-10]))
     with pytest.raises(DataError, match="truncated"):
+        load_data("fashion-mnist", directory)
+
+
+@pytest.mark.parametrize("damage", ["cut", "flipped", "garbage"])
+def test_truncated_or_corrupt_gzip_idx_names_the_file(tmp_path, damage):
+    directory = _fake_fmnist(tmp_path / "fm")
+    path = directory / "train-images-idx3-ubyte.gz"
+    raw = bytearray(path.read_bytes())
+    if damage == "cut":  # an interrupted download: EOFError inside gzip
+        raw = raw[: len(raw) // 2]
+    elif damage == "flipped":  # a bad byte in the deflate stream: zlib.error
+        raw[12] ^= 0xFF
+    else:  # trailing junk: gzip.BadGzipFile
+        raw += b"junk"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte\.gz: truncated or corrupt gzip file"):
+        load_data("fashion-mnist", directory)
+
+
+def test_idx_header_cut_short_is_a_data_error(tmp_path):
+    path = tmp_path / "short-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 0x08, 3]) + struct.pack(">I", 5))  # 3 dims announced, 1 given
+    with pytest.raises(DataError, match=r"short-idx3-ubyte: truncated IDX file \(header"):
+        read_idx(path)
+
+
+def test_idx_labels_out_of_range_name_the_labels_file(tmp_path):
+    directory = _fake_fmnist(tmp_path / "fm")
+    _write_idx(directory / "train-labels-idx1-ubyte.gz", np.arange(60) % 12)
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte\.gz: labels must lie in \[0, 10\)"):
         load_data("fashion-mnist", directory)
 
 
@@ -130,3 +161,30 @@ def test_unknown_dataset_and_bad_dirs(tmp_path):
     (tmp_path / "x.txt").write_text("?")
     with pytest.raises(DataError, match="cannot tell the data format"):
         detect_format(tmp_path)
+
+
+def _png_header(path, width: int, height: int) -> None:
+    """A 45-byte PNG that claims ``width`` x ``height`` pixels (PIL checks the size on open)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+
+
+def test_image_over_the_decompression_bomb_limit_names_the_file(tmp_path):
+    _write_images(tmp_path, ["a", "b"], 2)
+    _png_header(tmp_path / "b" / "huge.png", 200_000, 200_000)  # over twice the limit: PIL raises
+    with pytest.raises(DataError, match=r"huge\.png: too many pixels to decode safely") as info:
+        load_data("image-folder", tmp_path, image_size=8)
+    assert f"MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS}" in str(info.value)
+
+
+def test_image_between_once_and_twice_the_limit_is_refused_too(tmp_path, monkeypatch):
+    # PIL only warns between MAX_IMAGE_PIXELS and twice it, then decodes; a lowered limit keeps the fixture tiny
+    _write_images(tmp_path, ["a", "b"], 2, size=10)  # 10 x 13 = 130 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(DataError, match=r"0\.png: too many pixels to decode safely"):
+        load_data("image-folder", tmp_path, image_size=8)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 130)
+    assert len(load_data("image-folder", tmp_path, image_size=8, val_fraction=0.25).train) == 3

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-
 import pytest
+import torch
 
+from nas.data import MAX_RESOLUTION
 from nas.errors import ArchError
-from nas.evaluate import calibration_batches, evaluate_arch, main, parse_arch
+from nas.evaluate import calibration_batches, evaluate_arch, main, parse_arch, parse_device
 from nas.space import load_space
 from nas.supernet import Checkpoint, Supernet, save_checkpoint
 
@@ -57,13 +58,17 @@ def test_cli_reports_missing_checkpoint(tmp_path, capsys):
     assert "no supernet checkpoint" in capsys.readouterr().err
 
 
-def test_cli_human_output(tmp_path, tiny_space, capsys):
-    supernet = Supernet(tiny_space, 4)
-    save_checkpoint(tmp_path, Checkpoint(
-        space_name=tiny_space.name, space_digest=tiny_space.digest, space_config=tiny_space.config.to_dict(),
+def _save_tiny_checkpoint(run_dir, space) -> None:
+    supernet = Supernet(space, 4)
+    save_checkpoint(run_dir, Checkpoint(
+        space_name=space.name, space_digest=space.digest, space_config=space.config.to_dict(),
         num_classes=4, data={"name": "synthetic", "data_dir": None, "split_seed": 0}, train_resolution=None, epoch=1,
         kernel_transform=True, settings={}, model=supernet.state_dict(),
     ))
+
+
+def test_cli_human_output(tmp_path, tiny_space, capsys):
+    _save_tiny_checkpoint(tmp_path, tiny_space)
     assert main(["--run-dir", str(tmp_path), "--arch", "largest", "--calib-images", "50"]) == 0
     out = capsys.readouterr().out
     assert "top-1" in out and "after BN recalibration on 50 images" in out
@@ -79,3 +84,61 @@ def test_subnet_resolution_scales_with_the_deploy_resolution():
     assert subnet_resolution(32, True, small, 224) == 23  # 160 px -> round(22.86)
     assert subnet_resolution(32, False, small, 224) == 32
     assert subnet_resolution(None, True, small, 224) == 160
+
+
+def test_evaluate_arch_refuses_a_limit_below_one(tiny_space, synthetic):
+    supernet = Supernet(tiny_space, synthetic.num_classes)
+    for limit in (-3, 0):  # -3 used to score all but the last 3 images
+        with pytest.raises(ValueError, match=f"limit must be >= 1 image .*got {limit}"):
+            evaluate_arch(supernet, tiny_space.largest(), synthetic, limit=limit, recalibrate=False)
+
+
+def test_evaluate_arch_refuses_an_absurd_resolution_before_allocating(tiny_space, synthetic):
+    with pytest.raises(ValueError, match=rf"resolution: 100000 px \(allowed: integer 1..{MAX_RESOLUTION}\)"):
+        evaluate_arch(Supernet(tiny_space, synthetic.num_classes), tiny_space.largest(), synthetic, resolution=100_000)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--limit", "-3"], "argument --limit: -3 (allowed: integer >= 1)"),
+    (["--limit", "0"], "argument --limit: 0 (allowed: integer >= 1)"),
+    (["--calib-images", "0"], "argument --calib-images: 0 (allowed: integer >= 1)"),
+    (["--threads", "-1"], "argument --threads: -1 (allowed: integer >= 1)"),
+    (["--threads", "0"], "argument --threads: 0 (allowed: integer >= 1)"),
+    (["--resolution", "100000"], f"argument --resolution: 100000 (allowed: integer 8..{MAX_RESOLUTION})"),
+    (["--resolution", "0"], f"argument --resolution: 0 (allowed: integer 8..{MAX_RESOLUTION})"),
+])
+def test_cli_refuses_numeric_flags_out_of_range(tmp_path, tiny_space, capsys, argv, message):
+    _save_tiny_checkpoint(tmp_path, tiny_space)
+    with pytest.raises(SystemExit) as info:
+        main(["--run-dir", str(tmp_path), "--calib-images", "50", *argv])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().splitlines()[-1] == f"python -m nas.evaluate: error: {message}"
+
+
+@pytest.mark.parametrize("device, message", [
+    ("bogus", "--device 'bogus': unknown device (allowed: auto, cpu, cuda, cuda:N)"),
+    ("cuda", "--device cuda: CUDA is not available on this machine"),
+])
+def test_cli_refuses_unknown_or_absent_devices(tmp_path, tiny_space, capsys, monkeypatch, device, message):
+    _save_tiny_checkpoint(tmp_path, tiny_space)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["--run-dir", str(tmp_path), "--device", device]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.startswith(f"error: {message}")
+
+
+def test_parse_device_forms(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert parse_device("auto") == torch.device("cpu") and parse_device("cpu") == torch.device("cpu")
+    for bad in ("bogus", "cuda:x", "cuda:", "GPU", " cpu"):
+        with pytest.raises(ValueError, match=r"unknown device \(allowed: auto, cpu, cuda, cuda:N\)"):
+            parse_device(bad)
+    with pytest.raises(ValueError, match="--device cuda:1: CUDA is not available"):
+        parse_device("cuda:1")
+    assert parse_device("cuda:1", check_available=False) == torch.device("cuda", 1)  # e.g. for Ray workers
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert parse_device("auto") == torch.device("cuda") and parse_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match=r"--device cuda:2: this machine has 2 CUDA device\(s\) \(allowed: cuda:0\.\.cuda:1\)"):
+        parse_device("cuda:2")
