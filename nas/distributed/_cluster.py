@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -11,7 +12,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RAY_ENV", "ray_cluster"]
+__all__ = ["RAY_ENV", "RayStartError", "ray_cluster"]
+
+
+class RayStartError(RuntimeError):
+    """A local Ray cluster did not start; the message names the folder holding its logs."""
 
 #: Set before Ray is imported: no token auth prompt for a local cluster, no usage-stats upload,
 #: no Tune result loggers (CSV/JSON/TensorBoard files per trial) nor its progress tables.
@@ -21,6 +26,10 @@ RAY_ENV = {
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
     "RAY_AIR_NEW_OUTPUT": "0",
     "RAY_DEDUP_LOGS": "0",
+    # Ray 2.60's raylet always starts its dashboard agent (include_dashboard=False only drops the
+    # dashboard itself) and gives up after 30 s if the agent has not registered: on a loaded 2-core
+    # machine the agent's start-up (a Python process importing aiohttp, grpc, ...) took longer.
+    "RAY_agent_register_timeout_ms": "180000",
 }
 
 # Ray puts Unix sockets under its temp dir: <dir>/session_<date>_<pid>/sockets/plasma_store must
@@ -78,7 +87,17 @@ def ray_cluster(
         kwargs.update(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, _temp_dir=temp_dir)
     else:
         kwargs.update(address=address, runtime_env={"py_modules": [_package_dir()]})
-    ray.init(**kwargs)
+    try:
+        ray.init(**kwargs)
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            ray.shutdown()
+        where = f"; its session logs are in {temp_dir} (raylet.out, dashboard_agent.log)" if temp_dir else ""
+        if log is not None and temp_dir:
+            log(f"Ray session logs kept in {temp_dir}")
+        what = "a local Ray cluster" if address is None else f"Ray at {address!r}"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RayStartError(f"could not start {what}: {reason}{where}") from exc
     ok = False
     try:
         yield dict(ray.cluster_resources())

@@ -21,6 +21,7 @@ import os
 import sys
 import time
 
+from nas.distributed import RayStartError
 from nas.errors import ArchError, ConfigError, DataError
 from nas.latency import LatencyTableError
 from nas.search._run import BACKENDS, SearchConfig, StorageError
@@ -128,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         start = time.perf_counter()
         result = run_pipeline(cfg, progress=not args.no_progress, log=print)
-    except (ConfigError, ArchError, DataError, LatencyTableError, CheckpointError, StorageError, FileNotFoundError,
-            ValueError) as exc:
+    except (ConfigError, ArchError, DataError, LatencyTableError, CheckpointError, StorageError, RayStartError,
+            FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -143,14 +143,14 @@ def main(argv: list[str] | None = None) -> int:
         parse_device(args.device, check_available=args.backend == "local")
         cfg, given = _config_from_args(args)
         if args.backend == "ray":
-            from nas.distributed import DistributedTrainingError, train_supernet_ray
+            from nas.distributed import DistributedTrainingError, RayStartError, train_supernet_ray
 
             use_gpu = None if args.device == "auto" else args.device.startswith("cuda")
             try:
                 path = train_supernet_ray(cfg, args.run_dir, num_workers=args.num_workers or 2, resume=args.resume,
                                           given=given, address=args.ray_address, use_gpu=use_gpu,
                                           threads_per_worker=args.threads or 1)
-            except DistributedTrainingError as exc:
+            except (DistributedTrainingError, RayStartError) as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 1
             print(f"checkpoint: {path}")
