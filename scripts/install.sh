@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=()
 [ -d /usr/share/datasets/fashion-mnist ] || APT_PACKAGES+=(dataset-fashion-mnist)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || APT_PACKAGES+=(postgresql)
+command -v strace >/dev/null || APT_PACKAGES+=(strace)  # the no-network test
 if [ "${#APT_PACKAGES[@]}" -gt 0 ]; then
   SUDO=""
   if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
