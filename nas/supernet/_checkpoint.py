@@ -4,14 +4,25 @@ A checkpoint is self-contained: it embeds the search-space config (and its diges
 classes, the data it was trained on, the training resolution and settings, the completed epoch,
 and the optimizer / AMP-scaler states, so ``--resume`` continues exactly and ``nas.evaluate`` needs
 nothing but the file.
+
+Training also writes checkpoints in the middle of an epoch (every ``checkpoint_minutes``): they
+have ``epoch`` = the completed epochs as always, ``step`` > 0 = the optimizer steps already taken
+in epoch ``epoch + 1``, and ``resume_state`` = what that epoch needs to continue exactly (random
+generator states, running loss). Code that only reads ``epoch`` therefore sees "``epoch`` epochs
+finished" and never mistakes a partly trained epoch for a finished one.
+
+Every write is atomic and durable: a temporary file in the same directory, flushed and fsynced,
+then ``os.replace``, then the directory fsynced; a process killed (even ``kill -9``) or a machine
+losing power during the write leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -27,6 +38,7 @@ __all__ = [
     "load_checkpoint",
     "load_supernet",
     "save_checkpoint",
+    "write_atomically",
 ]
 
 FORMAT = "nas-supernet/1"
@@ -47,6 +59,12 @@ class Checkpoint:
 
     ``epoch`` counts completed epochs; ``train_resolution`` is the proxy side every subnet was
     trained at, or ``None`` when each subnet ran at its own ``arch.resolution``.
+
+    ``step`` is 0 for a checkpoint written at the end of epoch ``epoch``; a checkpoint written in
+    the middle of the next epoch has ``step`` > 0, the optimizer steps already taken in epoch
+    ``epoch + 1`` (up to all of them, when the epoch's scoring had not finished), and
+    ``resume_state``, what training needs to continue that epoch exactly (see
+    :func:`nas.train.train_supernet`). ``history`` lists completed epochs only.
     """
 
     space_name: str
@@ -63,6 +81,19 @@ class Checkpoint:
     scaler: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     path: str = ""
+    step: int = 0
+    resume_state: dict[str, Any] | None = None
+
+    @property
+    def mid_epoch(self) -> bool:
+        """Whether the checkpoint was written inside epoch ``epoch + 1`` (which is not finished)."""
+        return self.step > 0
+
+    def progress(self) -> str:
+        """``"epoch 3"``, or ``"epoch 3 + 120 steps of epoch 4"`` for a mid-epoch checkpoint."""
+        if self.mid_epoch:
+            return f"epoch {self.epoch} + {self.step} steps of epoch {self.epoch + 1}"
+        return f"epoch {self.epoch}"
 
     def space(self) -> SearchSpace:
         """The search space embedded in the checkpoint (validated, digest checked)."""
@@ -103,9 +134,15 @@ def checkpoint_path(path: str | Path) -> Path:
 
 
 def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
-    """Write ``ckpt`` atomically (temporary file + rename), so an interruption never leaves half a file."""
+    """Write ``ckpt`` atomically and durably (see :func:`write_atomically`): an interruption at any
+    point, ``kill -9`` included, leaves either the previous checkpoint or the new one, never half a
+    file."""
     path = checkpoint_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not isinstance(ckpt.step, int) or isinstance(ckpt.step, bool) or ckpt.step < 0:
+        raise CheckpointError(f"{path}: step {ckpt.step!r} (allowed: integer >= 0)")
+    if ckpt.step > 0 and not isinstance(ckpt.resume_state, dict):
+        raise CheckpointError(f"{path}: a mid-epoch checkpoint (step {ckpt.step}) needs its resume_state")
     blob = {
         "format": FORMAT,
         "space_name": ckpt.space_name,
@@ -121,11 +158,46 @@ def save_checkpoint(path: str | Path, ckpt: Checkpoint) -> Path:
         "optimizer": ckpt.optimizer,
         "scaler": ckpt.scaler,
         "history": ckpt.history,
+        "step": ckpt.step,
+        "resume_state": ckpt.resume_state,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    write_atomically(path, lambda f: torch.save(blob, f))
     return path
+
+
+def write_atomically(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """Replace ``path`` by what ``write`` writes to a binary file, atomically and durably.
+
+    ``write`` fills ``path.tmp`` (same directory, hence same file system); the file is flushed and
+    fsynced, renamed over ``path`` with ``os.replace`` and the directory fsynced, so the rename
+    itself survives a power loss. A process killed at any point leaves ``path`` as it was (or
+    complete and new); a stale ``path.tmp`` left by a killed process is overwritten next time.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # e.g. Windows: directories cannot be opened; the rename is durable there anyway
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a directory
+        pass
+    finally:
+        os.close(fd)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoint:
@@ -149,12 +221,19 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     missing = [key for key in _REQUIRED if key not in blob]
     if missing:
         raise CheckpointError(f"{path}: checkpoint lacks {missing}")
+    step, resume_state = blob.get("step", 0), blob.get("resume_state")  # absent before mid-epoch checkpoints
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise CheckpointError(f"{path}: step {step!r} (allowed: integer >= 0; the file is corrupt)")
+    if step > 0 and not isinstance(resume_state, dict):
+        raise CheckpointError(f"{path}: a mid-epoch checkpoint (step {step}) without its resume_state")
     return Checkpoint(
         **{k: blob[k] for k in _REQUIRED if k != "format"},
         optimizer=blob.get("optimizer"),
         scaler=blob.get("scaler"),
         history=list(blob.get("history") or []),
         path=str(path),
+        step=step,
+        resume_state=resume_state if step > 0 else None,
     )
 
 
@@ -174,7 +253,9 @@ def load_supernet(
         map_location: device for the weights.
 
     Returns:
-        ``(supernet in eval mode, checkpoint)``.
+        ``(supernet in eval mode, checkpoint)``. A mid-epoch checkpoint loads too, with the
+        weights of the step it was written at: ``ckpt.epoch`` still counts finished epochs only
+        and ``ckpt.mid_epoch`` tells that epoch ``ckpt.epoch + 1`` is partly trained.
 
     Raises:
         CheckpointError: missing/malformed file, or another space / number of classes.

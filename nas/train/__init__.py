@@ -10,13 +10,14 @@ from nas.train._cli import SMOKE, main
 from nas.train._config import RESOLUTION_SAMPLING, TrainConfig
 from nas.train._optim import lr_at, soft_cross_entropy
 from nas.train._static import train_static
-from nas.train._supernet_training import TrainResult, prepare_run, train_supernet
+from nas.train._supernet_training import TrainingDivergedError, TrainResult, prepare_run, train_supernet
 
 __all__ = [
     "RESOLUTION_SAMPLING",
     "SMOKE",
     "TrainConfig",
     "TrainResult",
+    "TrainingDivergedError",
     "lr_at",
     "main",
     "prepare_run",

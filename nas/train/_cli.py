@@ -44,10 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help=f"fashion-mnist | cifar | image-folder | DIR [{d.data}]")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--run-dir", default="runs/supernet", help="output directory [runs/supernet]")
-    p.add_argument("--resume", action="store_true", help="continue RUN_DIR/supernet.pt after its last epoch")
+    p.add_argument("--resume", action="store_true", help="continue RUN_DIR/supernet.pt from its last checkpoint (mid-epoch ones included)")
     p.add_argument("--epochs", type=int, default=None, help=f"[{d.epochs}]")
     p.add_argument("--batch-size", type=int, default=None, help=f"[{d.batch_size}]")
     p.add_argument("--lr", type=float_arg, default=None, help=f"peak SGD learning rate [{d.lr}]")
+    p.add_argument("--checkpoint-minutes", type=float_arg, default=None,
+                   help=f"also write a resumable checkpoint inside an epoch this often [{d.checkpoint_minutes}]")
     p.add_argument("--weight-decay", type=float_arg, default=None, help=f"[{d.weight_decay}]")
     p.add_argument("--warmup-epochs", type=float_arg, default=None, help=f"[{d.warmup_epochs}]")
     p.add_argument("--distill-weight", type=float_arg, default=None,
@@ -89,7 +91,8 @@ def _parser() -> argparse.ArgumentParser:
 def _config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, set[str]]:
     given: dict[str, Any] = dict(SMOKE) if args.smoke else {}
     for name in ("space", "data", "data_dir", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
-                 "distill_weight", "n_random", "resolution_sampling", "subset", "val_subset", "calib_images", "seed"):
+                 "distill_weight", "n_random", "resolution_sampling", "subset", "val_subset", "calib_images", "seed",
+                 "checkpoint_minutes"):
         value = getattr(args, name)
         if value is not None:
             given[name] = value
@@ -167,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\ninterrupted; `python -m nas.train --run-dir {args.run_dir} --resume` continues after the last "
-              "completed epoch", file=sys.stderr)
+        print(f"\ninterrupted; `python -m nas.train --run-dir {args.run_dir} --resume` continues from the last "
+              "checkpoint", file=sys.stderr)
         return 130
     print(f"checkpoint: {result.checkpoint}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +58,10 @@ class TrainConfig:
     ``distill_weight``: share of the students' loss that is distillation from the largest subnet
     (the rest: label cross-entropy). On Fashion-MNIST at 32 px, after 64 steps, 1.0 gave 57.8 / 50.9 %
     (largest / smallest, validation) and 0.5 gave 69.1 / 72.3 %.
+    ``checkpoint_minutes``: besides the checkpoint at the end of every epoch, write a resumable
+    one inside an epoch once this many minutes have passed since the last one (checked after each
+    optimizer step), so that a killed run loses at most about this much work. It changes nothing
+    that is computed, so it may differ when resuming.
     """
 
     space: str = "mobilenetv3_large"
@@ -82,6 +87,7 @@ class TrainConfig:
     reorder_channels: bool = False
     seed: int = 0
     channels_last: bool = True
+    checkpoint_minutes: float = 5.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -92,12 +98,13 @@ class TrainConfig:
 
         need(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "integer >= 1")
         need(isinstance(self.batch_size, int) and self.batch_size >= 2, "batch_size", "integer >= 2")
-        need(self.lr > 0, "lr", "> 0")
-        need(0 <= self.momentum < 1, "momentum", "[0, 1)")
-        need(self.weight_decay >= 0, "weight_decay", ">= 0")
-        need(self.warmup_epochs >= 0, "warmup_epochs", ">= 0")
-        need(0 <= self.label_smoothing < 1, "label_smoothing", "[0, 1)")
-        need(0 <= self.distill_weight <= 1, "distill_weight", "[0, 1]")
+        # _real first: NaN fails every comparison but inf passes "> 0" (--lr inf trained NaN weights)
+        need(_real(self.lr) and self.lr > 0, "lr", "a finite number > 0")
+        need(_real(self.momentum) and 0 <= self.momentum < 1, "momentum", "[0, 1)")
+        need(_real(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0")
+        need(_real(self.warmup_epochs) and self.warmup_epochs >= 0, "warmup_epochs", "a finite number >= 0")
+        need(_real(self.label_smoothing) and 0 <= self.label_smoothing < 1, "label_smoothing", "[0, 1)")
+        need(_real(self.distill_weight) and 0 <= self.distill_weight <= 1, "distill_weight", "[0, 1]")
         need(isinstance(self.n_random, int) and self.n_random >= 0, "n_random", "integer >= 0")
         need(self.resolution is None or (isinstance(self.resolution, int) and self.resolution >= 8),
              "resolution", "integer >= 8, or None for each arch's own resolution")
@@ -105,6 +112,8 @@ class TrainConfig:
         need(self.subset is None or self.subset >= self.batch_size, "subset", "None or >= batch_size")
         need(self.val_subset is None or self.val_subset >= 1, "val_subset", "None or >= 1")
         need(self.calib_images >= 1, "calib_images", ">= 1")
+        need(_real(self.checkpoint_minutes) and self.checkpoint_minutes > 0, "checkpoint_minutes",
+             "a finite number > 0")
         if problems:
             raise ConfigError("train config", problems)
 
@@ -124,3 +133,8 @@ class TrainConfig:
         """The settings a checkpoint was trained with (older checkpoints lack the newer settings:
         they get the value they were trained with, not today's default)."""
         return cls.from_dict({**_LEGACY_SETTINGS, **settings})
+
+
+def _real(value: Any) -> bool:
+    """A finite int or float (not a bool, not NaN or infinite)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

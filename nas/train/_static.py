@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any
@@ -14,6 +15,7 @@ from tqdm import tqdm
 from nas.data import DataSplits, iterate_batches
 from nas.train._config import TrainConfig
 from nas.train._optim import amp_settings, lr_at, param_groups, pick_device
+from nas.train._supernet_training import TrainingDivergedError, _lower_lr
 
 __all__ = ["train_static"]
 
@@ -34,6 +36,9 @@ def train_static(
 
     Returns:
         per-epoch ``{"epoch", "loss", "train_seconds", "images_per_second"}``.
+
+    Raises:
+        TrainingDivergedError: a step's loss is NaN or infinite (raised before that step's update).
     """
     dev = pick_device(device)
     amp_dtype, use_scaler = amp_settings(dev)
@@ -65,11 +70,19 @@ def train_static(
                 with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                     logits = net(x)
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                step_loss = float(loss.detach())
+                if not math.isfinite(step_loss):
+                    bar.close()
+                    raise TrainingDivergedError(
+                        f"{desc} training diverged at epoch {epoch + 1}/{cfg.epochs}, step {step + 1}/"
+                        f"{steps_per_epoch}: the loss is {step_loss} (learning rate {lr:.3g} at this step, "
+                        f"peak lr {cfg.lr:g}); lower the learning rate (e.g. lr {_lower_lr(cfg.lr):g})"
+                    )
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
                 seen += len(y)
-                loss_sum += float(loss.detach())
+                loss_sum += step_loss
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum / (step + 1):.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}")
         bar.close()

@@ -12,12 +12,18 @@ largest side, all students at one side drawn per step; ``docs/supernet.md`` comp
 
 Reproducible: the shuffle order, the sampled subnets and dropout of epoch ``e`` are drawn from
 generators seeded with ``(seed, e)``, so a run resumed after epoch ``e`` continues exactly as the
-uninterrupted run would (checkpoints hold weights, optimizer and AMP-scaler states).
+uninterrupted run would (checkpoints hold weights, optimizer and AMP-scaler states). Inside an
+epoch a checkpoint is written every ``checkpoint_minutes``; it also holds the step reached and the
+generators' states at that step, so a run resumed from it continues exactly too.
+
+A step whose loss is not finite stops training (:class:`TrainingDivergedError`) before the
+optimizer applies it and before any checkpoint is written, so the last good checkpoint is kept.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -34,13 +40,19 @@ from nas.errors import DataError
 from nas.evaluate import calibration_batches, evaluate_arch, proxy_side, subnet_resolution
 from nas.space import Arch, SearchSpace, load_space
 from nas.supernet import Checkpoint, CheckpointError, Supernet, checkpoint_path, load_checkpoint, save_checkpoint
+from nas.supernet._checkpoint import write_atomically
 from nas.train._config import TrainConfig
 from nas.train._optim import amp_settings, lr_at, param_groups, pick_device, soft_cross_entropy
 
 if TYPE_CHECKING:
     from nas.distributed import DataParallel
 
-__all__ = ["TrainResult", "train_supernet", "prepare_run"]
+__all__ = ["TrainResult", "TrainingDivergedError", "train_supernet", "prepare_run"]
+
+
+class TrainingDivergedError(ValueError):
+    """The training loss (or the weights) became NaN or infinite: the settings, usually the
+    learning rate, make training diverge. Nothing is checkpointed after it happens."""
 
 
 @dataclass(frozen=True)
@@ -55,8 +67,9 @@ def _data_record(cfg: TrainConfig, splits: DataSplits) -> dict[str, Any]:
             "num_classes": splits.num_classes, "source": splits.source}
 
 
-#: Settings that may differ when resuming (they do not change what is computed).
-_RESUMABLE = ("epochs",)
+#: Settings that may differ when resuming (``epochs`` extends or shortens the schedule;
+#: ``checkpoint_minutes`` does not change what is computed).
+_RESUMABLE = ("epochs", "checkpoint_minutes")
 
 
 def _resume_config(ckpt: Checkpoint, cfg: TrainConfig, given: set[str]) -> TrainConfig:
@@ -72,9 +85,7 @@ def _resume_config(ckpt: Checkpoint, cfg: TrainConfig, given: set[str]) -> Train
             f"cannot resume {ckpt.path} with different settings (drop the flags or use a new --run-dir): "
             + "; ".join(clashes)
         )
-    if "epochs" in given:
-        saved = replace(saved, epochs=cfg.epochs)
-    return saved
+    return replace(saved, **{k: getattr(cfg, k) for k in _RESUMABLE if k in given})
 
 
 def prepare_run(
@@ -108,13 +119,22 @@ def train_supernet(
     stop_after_epoch: int | None = None,
     parallel: DataParallel | None = None,
 ) -> TrainResult:
-    """Train (or resume training) a supernet; checkpoint to ``run_dir/supernet.pt`` every epoch.
+    """Train (or resume training) a supernet; checkpoint to ``run_dir/supernet.pt`` after every epoch
+    and, inside an epoch, every ``cfg.checkpoint_minutes``.
+
+    A mid-epoch checkpoint has ``epoch`` = the finished epochs and ``step`` = the optimizer steps
+    taken in the next one, plus the numpy and torch generator states and the epoch's running loss
+    at that step; resuming skips the batches already trained (the epoch's shuffle is redrawn from
+    ``(seed, epoch)``), restores the generators and continues, so the resumed run computes exactly
+    what the uninterrupted run computes (bit-identical on the CPU).
 
     Args:
         cfg: the settings (on resume the checkpoint's settings win; ``given`` names the settings the
-            caller set explicitly, which must then agree with the checkpoint's, except ``epochs``).
+            caller set explicitly, which must then agree with the checkpoint's, except ``epochs``
+            and ``checkpoint_minutes``).
         run_dir: output directory.
-        resume: continue from ``run_dir/supernet.pt`` after its last completed epoch.
+        resume: continue from ``run_dir/supernet.pt``: after its last completed epoch, or from the
+            step a mid-epoch checkpoint was written at.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda[:N]``.
         progress: show a tqdm progress bar.
         splits: preloaded data (tests); default ``load_data(cfg.data, cfg.data_dir)``.
@@ -129,8 +149,12 @@ def train_supernet(
             with its own batch statistics (as DDP without SyncBN).
 
     Raises:
-        CheckpointError: resuming a checkpoint of another space / class count / settings.
+        CheckpointError: resuming a checkpoint of another space / class count / settings, or a
+            mid-epoch checkpoint whose step does not fit the data's steps per epoch.
         DataError: the data is missing.
+        TrainingDivergedError: a step's loss (or the weights about to be checkpointed) is NaN or
+            infinite; raised before that step's update and before any checkpoint of it, so the last
+            good checkpoint stays.
     """
     run_dir = Path(run_dir)
     path = checkpoint_path(run_dir)
@@ -143,10 +167,10 @@ def train_supernet(
     optimizer = torch.optim.SGD(param_groups(supernet, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum,
                                 nesterov=cfg.momentum > 0)
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
-    start_epoch, history = 0, []
+    start_epoch, start_step, history = 0, 0, []
     if ckpt is not None:
         supernet.load_state_dict(ckpt.model)
-        start_epoch, history = ckpt.epoch, list(ckpt.history)
+        start_epoch, start_step, history = ckpt.epoch, ckpt.step, list(ckpt.history)
     supernet.to(dev, memory_format=mf)
     if ckpt is not None:  # after .to(): optimizer state follows the parameters' device
         optimizer.load_state_dict(ckpt.optimizer)
@@ -161,6 +185,11 @@ def train_supernet(
     steps_per_epoch = n_train // cfg.batch_size
     if steps_per_epoch == 0:
         raise DataError(f"{n_train} training images are fewer than one batch of {cfg.batch_size}")
+    if start_step > steps_per_epoch:
+        raise CheckpointError(
+            f"{path}: written at step {start_step} of epoch {start_epoch + 1}, but the data gives "
+            f"{steps_per_epoch} steps per epoch; it was trained on other data"
+        )
     total_steps = cfg.epochs * steps_per_epoch
     warmup_steps = int(cfg.warmup_epochs * steps_per_epoch)
     largest, smallest = space.largest(), space.smallest()
@@ -181,22 +210,70 @@ def train_supernet(
         with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             return supernet(x, arch)
 
+    last_good = ckpt.progress() if ckpt is not None else None  # what the file on disk holds
+    last_save = time.monotonic()
+
+    def save(epoch: int, step: int, resume_state: dict[str, Any] | None,
+             buffers: dict[str, torch.Tensor] | None = None) -> None:
+        """Checkpoint ``epoch`` finished epochs (+ ``step`` steps of the next, with its resume state);
+        ``buffers``: BatchNorm statistics to save instead of the live ones."""
+        nonlocal last_good, last_save
+        model = {k: v.detach().cpu() for k, v in supernet.state_dict().items()} | (buffers or {})
+        bad = [k for k, t in model.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+        if bad:
+            where = f"epoch {epoch + 1}/{cfg.epochs}, step {step}/{steps_per_epoch}" if step else \
+                f"epoch {epoch}/{cfg.epochs}"
+            raise TrainingDivergedError(
+                f"training diverged in {where}: the weights hold NaN or infinite values "
+                f"({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}) although the losses were finite; "
+                f"{_kept(path, last_good)}; {_lower_lr_hint(cfg)}"
+            )
+        saved = Checkpoint(
+            space_name=space.name, space_digest=space.digest, space_config=space.config.to_dict(),
+            num_classes=splits.num_classes, data=_data_record(cfg, splits), train_resolution=cfg.resolution,
+            epoch=epoch, kernel_transform=cfg.kernel_transform, settings=cfg.to_dict(),
+            model=model, optimizer=_cpu(optimizer.state_dict()), scaler=scaler.state_dict() if use_scaler else None,
+            history=history, step=step, resume_state=resume_state,
+        )
+        save_checkpoint(path, saved)
+        last_good, last_save = saved.progress(), time.monotonic()
+
     if start_epoch >= cfg.epochs and writer:
-        print(f"{path}: already trained for {start_epoch} epochs (--epochs {cfg.epochs}); nothing to do")
+        steps = f" and {start_step} steps of epoch {start_epoch + 1}" if start_step else ""
+        print(f"{path}: already trained for {start_epoch} epochs{steps} (--epochs {cfg.epochs}); nothing to do")
+    elif start_step and writer:
+        print(f"{path}: resuming epoch {start_epoch + 1}/{cfg.epochs} at step {start_step + 1}/{steps_per_epoch}",
+              file=sys.stderr)
     for epoch in range(start_epoch, cfg.epochs):
         rng = np.random.default_rng([cfg.seed, epoch])
         torch_gen_seed = int(rng.integers(2**62))
+        first = start_step if epoch == start_epoch else 0  # steps of this epoch trained before a resume
+        partial = ckpt.resume_state if first and ckpt is not None else None
         supernet.train()
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
+        bar = tqdm(total=steps_per_epoch, initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
                    disable=not (progress and writer), dynamic_ncols=True, file=sys.stderr)
-        t0, seen, loss_sum = time.perf_counter(), 0, 0.0
+        t0, seen, loss_sum, seconds_before = time.perf_counter(), 0, 0.0, 0.0
+        if partial is not None:  # the epoch's running totals at the checkpoint
+            seen, loss_sum, seconds_before = int(partial["seen"]), float(partial["loss_sum"]), \
+                float(partial["train_seconds"])
+        # A mid-epoch checkpoint due after step k is written during step k + 1, once that step's
+        # loss is known to be finite and before its update: the weights it saves have been seen to
+        # work, not just to be finite. Until then ``pending`` holds what changes meanwhile (the BN
+        # statistics, which the step's forward passes update, and the generators).
+        pending: dict[str, Any] | None = None
         # Dropout draws from torch's global generator: seed it per epoch, inside a fork so the
         # caller's generator state is left as it was.
         with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
             torch.manual_seed(torch_gen_seed)
             batches = iterate_batches(splits.train, splits, batch_size=cfg.batch_size, resolution=batch_res,
                                       shuffle=True, rng=rng, drop_last=True, limit=n_train)
-            for step, (x, y) in enumerate(batches):
+            if partial is not None:
+                # the shuffle is drawn from rng before the first batch: skip the batches already
+                # trained, then continue the generators from where the checkpoint left them
+                for _ in range(first):
+                    next(batches)
+                _restore_generators(partial, rng, dev)
+            for step, (x, y) in enumerate(batches, start=first):
                 lr = lr_at(epoch * steps_per_epoch + step, total_steps, warmup_steps, cfg.lr)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
@@ -227,6 +304,19 @@ def train_supernet(
                         kd = cfg.distill_weight * kd + (1.0 - cfg.distill_weight) * hard
                     scaler.scale(kd).backward()
                     step_loss += float(kd.detach())
+                diverged = not math.isfinite(step_loss)
+                if parallel is not None:  # all processes stop together (else the others wait forever)
+                    diverged = parallel.mean(float(diverged)) > 0
+                if diverged:
+                    bar.close()
+                    raise TrainingDivergedError(
+                        f"training diverged at epoch {epoch + 1}/{cfg.epochs}, step {step + 1}/{steps_per_epoch}: "
+                        f"the loss is {step_loss} (learning rate {lr:.3g} at this step, peak --lr {cfg.lr:g}); "
+                        f"this step was not applied and {_kept(path, last_good)}; {_lower_lr_hint(cfg)}"
+                    )
+                if pending is not None:  # the state after the previous step gave a finite loss: keep it
+                    save(epoch, **pending)
+                    pending = None
                 if parallel is not None:
                     parallel.average_gradients(supernet)
                 scaler.step(optimizer)
@@ -234,10 +324,17 @@ def train_supernet(
                 seen += len(y)
                 loss_sum += step_loss
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum / (step + 1):.3f}", img_s=f"{seen / (time.perf_counter() - t0):.0f}",
-                                lr=f"{lr:.3g}")
+                elapsed = seconds_before + time.perf_counter() - t0
+                bar.set_postfix(loss=f"{loss_sum / (step + 1):.3f}", img_s=f"{seen / elapsed:.0f}", lr=f"{lr:.3g}")
+                if writer and pending is None and time.monotonic() - last_save >= 60.0 * cfg.checkpoint_minutes:
+                    resume_state = {**_generator_states(rng, dev), "seen": seen, "loss_sum": loss_sum,
+                                    "train_seconds": elapsed}
+                    if step + 1 < steps_per_epoch:
+                        pending = {"step": step + 1, "resume_state": resume_state, "buffers": _buffers(supernet)}
+                    else:  # no next step in this epoch to try it on; the epoch's scoring comes next
+                        save(epoch, step + 1, resume_state)
         bar.close()
-        train_seconds = time.perf_counter() - t0
+        train_seconds = seconds_before + time.perf_counter() - t0
         if cfg.reorder_channels and epoch + 1 < cfg.epochs:  # every process alike (same weights, same order)
             supernet.reorder_channels(optimizer)
         if parallel is not None:  # the loss and throughput of the whole run, not of this slice
@@ -253,20 +350,61 @@ def train_supernet(
             continue
         record |= _epoch_scores(supernet, splits, cfg, largest, smallest)
         history.append(record)
-        save_checkpoint(path, Checkpoint(
-            space_name=space.name, space_digest=space.digest, space_config=space.config.to_dict(),
-            num_classes=splits.num_classes, data=_data_record(cfg, splits), train_resolution=cfg.resolution,
-            epoch=epoch + 1, kernel_transform=cfg.kernel_transform, settings=cfg.to_dict(),
-            model={k: v.detach().cpu() for k, v in supernet.state_dict().items()},
-            optimizer=_cpu(optimizer.state_dict()), scaler=scaler.state_dict() if use_scaler else None,
-            history=history,
-        ))
-        (run_dir / "history.json").write_text(json.dumps(history, indent=2))
+        save(epoch + 1, 0, None)
+        history_text = json.dumps(history, indent=2).encode()
+        write_atomically(run_dir / "history.json", lambda f: f.write(history_text))
         print(f"epoch {epoch + 1}/{cfg.epochs}: " + ", ".join(f"{k} {v}" for k, v in record.items() if k != "epoch"),
               file=sys.stderr)
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
             break
     return TrainResult(supernet.eval(), path, history)
+
+
+def _generator_states(rng: np.random.Generator, dev: torch.device) -> dict[str, Any]:
+    """The epoch's generators at this step: numpy (shuffle, subnets, sides) and torch (dropout)."""
+    return {
+        "numpy": rng.bit_generator.state,
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+    }
+
+
+def _restore_generators(state: dict[str, Any], rng: np.random.Generator, dev: torch.device) -> None:
+    """Continue the epoch's generators from a mid-epoch checkpoint. (A CUDA generator state is
+    restored only on CUDA; resumed on another kind of device, dropout draws differ, as every
+    kernel's rounding does.)"""
+    try:
+        rng.bit_generator.state = state["numpy"]
+        torch.set_rng_state(state["torch"])
+        if dev.type == "cuda" and state.get("cuda") is not None:
+            torch.cuda.set_rng_state(state["cuda"], dev)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"the mid-epoch checkpoint's generator states are unreadable ({type(exc).__name__}: {exc}); "
+            "the file is corrupt"
+        ) from exc
+
+
+def _buffers(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Copies of the state-dict entries that are not parameters (BatchNorm statistics), on the CPU."""
+    params = {name for name, _ in module.named_parameters()}
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items() if k not in params}
+
+
+def _kept(path: Path, last_good: str | None) -> str:
+    if last_good is None:
+        return "no checkpoint was written"
+    return f"{path} keeps the last good checkpoint ({last_good})"
+
+
+def _lower_lr_hint(cfg: TrainConfig) -> str:
+    return (f"lower the learning rate (e.g. --lr {_lower_lr(cfg.lr):g}) and train again in a new --run-dir "
+            "(a resumed run keeps the checkpoint's --lr)")
+
+
+def _lower_lr(lr: float) -> float:
+    """A tenth of ``lr``, at most the default recipe's."""
+    return min(lr / 10, TrainConfig().lr)
 
 
 def _cpu(obj: Any) -> Any:

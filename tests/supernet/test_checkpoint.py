@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -58,3 +62,95 @@ def test_edited_embedded_space_is_detected(tmp_path, tiny_space):
     torch.save(blob, tmp_path / "supernet.pt")
     with pytest.raises(CheckpointError, match="corrupt or was edited"):
         load_supernet(tmp_path)
+
+
+def _mid_epoch(space, **kw):
+    supernet = Supernet(space, 4, seed=5)
+    fields = dict(space_name=space.name, space_digest=space.digest, space_config=space.config.to_dict(),
+                  num_classes=4, data={"name": "synthetic"}, train_resolution=None, epoch=3, kernel_transform=True,
+                  settings={"seed": 5}, model=supernet.state_dict(), step=7,
+                  resume_state={"numpy": {"state": 2**100}, "seen": 224, "loss_sum": 1.5})
+    return Checkpoint(**(fields | kw))
+
+
+def test_mid_epoch_checkpoint_round_trips_and_counts_finished_epochs_only(tmp_path, tiny_space):
+    save_checkpoint(tmp_path, _mid_epoch(tiny_space))
+    supernet, ckpt = load_supernet(tmp_path)
+    assert (ckpt.epoch, ckpt.step, ckpt.mid_epoch) == (3, 7, True)
+    assert ckpt.resume_state == {"numpy": {"state": 2**100}, "seen": 224, "loss_sum": 1.5}
+    assert ckpt.progress() == "epoch 3 + 7 steps of epoch 4"
+    _save(tmp_path, tiny_space)  # an end-of-epoch checkpoint
+    ckpt = load_checkpoint(tmp_path)
+    assert (ckpt.epoch, ckpt.step, ckpt.mid_epoch, ckpt.resume_state, ckpt.progress()) == (3, 0, False, None, "epoch 3")
+
+
+def test_checkpoint_written_before_mid_epoch_checkpoints_existed_loads_as_finished_epochs(tmp_path, tiny_space):
+    _save(tmp_path, tiny_space)
+    blob = torch.load(tmp_path / "supernet.pt", weights_only=True)
+    del blob["step"], blob["resume_state"]
+    torch.save(blob, tmp_path / "supernet.pt")
+    ckpt = load_checkpoint(tmp_path)
+    assert (ckpt.epoch, ckpt.step, ckpt.mid_epoch) == (3, 0, False)
+
+
+def test_mid_epoch_checkpoint_without_its_resume_state_is_refused(tmp_path, tiny_space):
+    with pytest.raises(CheckpointError, match=r"mid-epoch checkpoint \(step 7\) needs its resume_state"):
+        save_checkpoint(tmp_path, _mid_epoch(tiny_space, resume_state=None))
+    save_checkpoint(tmp_path, _mid_epoch(tiny_space))
+    blob = torch.load(tmp_path / "supernet.pt", weights_only=True)
+    blob["resume_state"] = None
+    torch.save(blob, tmp_path / "supernet.pt")
+    with pytest.raises(CheckpointError, match=r"mid-epoch checkpoint \(step 7\) without its resume_state"):
+        load_checkpoint(tmp_path)
+    blob["step"] = -1
+    torch.save(blob, tmp_path / "supernet.pt")
+    with pytest.raises(CheckpointError, match=r"step -1 \(allowed: integer >= 0"):
+        load_checkpoint(tmp_path)
+
+
+def test_save_fsyncs_the_file_before_the_rename_and_the_directory_after(monkeypatch, tmp_path, tiny_space):
+    import nas.supernet._checkpoint as module
+
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+    def fsync(fd):
+        calls.append(("fsync", _kind(fd)))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        calls.append(("replace", Path(dst).name))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(module.os, "fsync", fsync)
+    monkeypatch.setattr(module.os, "replace", replace)
+    _save(tmp_path, tiny_space)
+    assert calls == [("fsync", "file"), ("replace", "supernet.pt"), ("fsync", "directory")]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["supernet.pt"]
+
+
+def _kind(fd: int) -> str:
+    return "directory" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file"
+
+
+@pytest.mark.parametrize("crash_in", ["write", "fsync", "replace"])
+def test_a_crash_while_saving_leaves_the_previous_checkpoint(monkeypatch, tmp_path, tiny_space, crash_in):
+    """An exception at any point of the write (a kill -9 stops it the same way, without the
+    clean-up of the temporary file) leaves the previous checkpoint readable and unchanged."""
+    import nas.supernet._checkpoint as module
+
+    _save(tmp_path, tiny_space)
+    before = (tmp_path / "supernet.pt").read_bytes()
+
+    def crash(*args, **kwargs):
+        if crash_in == "write":  # half a file, then death
+            args[1].write(b"\x80\x02partial")
+        raise KeyboardInterrupt
+
+    target = {"write": (module.torch, "save"), "fsync": (module.os, "fsync"), "replace": (module.os, "replace")}
+    monkeypatch.setattr(*target[crash_in], crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path, _mid_epoch(tiny_space))
+    monkeypatch.undo()
+    assert (tmp_path / "supernet.pt").read_bytes() == before
+    assert load_checkpoint(tmp_path).step == 0
+    assert not (tmp_path / "supernet.pt.tmp").exists()

@@ -1,8 +1,10 @@
-"""Sandwich-rule training: seeded, resumable without loss, refuses mismatched checkpoints."""
+"""Sandwich-rule training: seeded, resumable without loss, refuses mismatched checkpoints and
+non-finite settings, stops when the loss diverges."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -172,3 +174,100 @@ def test_cli_kernel_and_reorder_flags(argv, expected):
 
     cfg, given = _config_from_args(_parser().parse_args(argv))
     assert (cfg.kernel_transform, cfg.reorder_channels, given) == expected
+
+
+@pytest.mark.parametrize("field, value, allowed", [
+    ("lr", float("inf"), "a finite number > 0"),
+    ("lr", float("nan"), "a finite number > 0"),
+    ("lr", 0.0, "a finite number > 0"),
+    ("lr", "0.1", "a finite number > 0"),
+    ("weight_decay", float("inf"), "a finite number >= 0"),
+    ("warmup_epochs", float("inf"), "a finite number >= 0"),
+    ("momentum", float("nan"), r"\[0, 1\)"),
+    ("distill_weight", float("nan"), r"\[0, 1\]"),
+    ("checkpoint_minutes", 0.0, "a finite number > 0"),
+    ("checkpoint_minutes", float("inf"), "a finite number > 0"),
+])
+def test_config_rejects_non_finite_and_non_positive_numbers(field, value, allowed):
+    with pytest.raises(ValueError, match=rf"{field}: {re.escape(repr(value))} \(allowed: {allowed}\)"):
+        TrainConfig(**{field: value})
+
+
+def _tiny_argv(space_path, run):
+    return ["--space", str(space_path), "--data", "synthetic", "--resolution", "arch", "--epochs", "1",
+            "--batch-size", "32", "--val-subset", "40", "--calib-images", "64", "--run-dir", str(run), "--no-progress"]
+
+
+def test_cli_refuses_lr_inf_before_training(tmp_path, tiny_space_path, capsys):
+    try:  # refused by the flag's parser (SystemExit 2) or by TrainConfig (exit status 2)
+        code = main(_tiny_argv(tiny_space_path, tmp_path / "run") + ["--lr", "inf"])
+    except SystemExit as exc:
+        code = exc.code
+    assert code == 2
+    assert re.search(r"lr: '?inf'? \(allowed: a finite number", capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_stops_a_diverging_run_with_an_error(tmp_path, tiny_space_path, capsys):
+    """A finite but huge --lr: the loss turns NaN within a few steps; the run stops there."""
+    assert main(_tiny_argv(tiny_space_path, tmp_path / "run") + ["--lr", "1e30"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"error: training diverged at epoch 1/1, step \d+/13: the loss is (nan|inf)", err), err
+    assert "no checkpoint was written" in err and "lower the learning rate (e.g. --lr 0.1)" in err
+    assert not (tmp_path / "run" / "supernet.pt").exists()
+
+
+@pytest.mark.parametrize("checkpoint_minutes", [5.0, 1e-9])
+def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(
+        monkeypatch, tmp_path, tiny_space_path, synthetic, checkpoint_minutes):
+    """Epoch 1 trains normally; in epoch 2 the learning rate explodes. Training stops with an error
+    naming the epoch, step and loss, and the checkpoint on disk is epoch 1's. (With 1e-9 minutes a
+    checkpoint is due after every step, but one is written only once the next step's loss has
+    been seen to be finite: the first 1e30 update gives huge but finite weights and a NaN loss on
+    the next step, so it is never saved.)"""
+    import nas.train._supernet_training as training
+
+    steps = len(synthetic.train) // 32
+    real_lr_at = training.lr_at
+    monkeypatch.setattr(training, "lr_at", lambda step, *a: real_lr_at(step, *a) if step < steps else 1e30)
+    cfg = _cfg(tiny_space_path, checkpoint_minutes=checkpoint_minutes)
+    with pytest.raises(training.TrainingDivergedError) as info:
+        train_supernet(cfg, tmp_path, progress=False, splits=synthetic)
+    message = str(info.value)
+    assert re.search(r"training diverged at epoch 2/2, step \d+/13: the loss is (nan|inf) ", message), message
+    assert "lower the learning rate" in message
+    assert f"{tmp_path / 'supernet.pt'} keeps the last good checkpoint" in message
+    ckpt = load_checkpoint(tmp_path)
+    assert (ckpt.epoch, ckpt.step) == (1, 0) and "keeps the last good checkpoint (epoch 1)" in message
+    assert max(float(t.abs().max()) for t in ckpt.model.values() if t.is_floating_point()) < 100
+    assert [h["epoch"] for h in json.loads((tmp_path / "history.json").read_text())] == [1]
+
+
+def test_static_training_stops_on_a_non_finite_loss(tiny_space, synthetic):
+    from nas.nn import build_network
+    from nas.train import train_static
+    from nas.train._supernet_training import TrainingDivergedError
+
+    net = build_network(tiny_space.resolve(tiny_space.smallest(), synthetic.num_classes))
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=1e30, warmup_epochs=0.0)
+    with pytest.raises(TrainingDivergedError,
+                       match=r"stand-alone training diverged at epoch 1/1, step \d+/13: the loss is"):
+        train_static(net, synthetic, cfg, resolution=16, device="cpu", progress=False)
+
+
+def test_non_finite_weights_are_never_checkpointed(monkeypatch, tmp_path, tiny_space_path, synthetic):
+    import nas.train._supernet_training as training
+
+    real_scores = training._epoch_scores
+
+    def scores_then_poison(supernet, *a):
+        out = real_scores(supernet, *a)
+        with torch.no_grad():
+            next(supernet.parameters())[0].fill_(float("nan"))
+        return out
+
+    monkeypatch.setattr(training, "_epoch_scores", scores_then_poison)
+    with pytest.raises(training.TrainingDivergedError, match=r"in epoch 1/1: the weights hold NaN or infinite values "
+                                                             r"\(stem\.\S+\) .* no checkpoint was written"):
+        train_supernet(_cfg(tiny_space_path, epochs=1), tmp_path, progress=False, splits=synthetic)
+    assert not (tmp_path / "supernet.pt").exists()
