@@ -193,7 +193,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     path = Path(args.out) if args.out else table_path(args.device, args.tables_dir)
     table = import_bundle(args.bundle, device=args.device, description=args.description or "")
-    table.save(path)
+    try:
+        table.save(path)
+    except OSError as exc:
+        raise LatencyTableError(f"cannot write the table {path}: {exc.strerror or exc}") from None
     print(f"wrote {path}: {len(table)} keys, overhead {table.header.overhead_ms * 1000:.1f} us/call")
     return 0
 

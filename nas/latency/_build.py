@@ -217,6 +217,13 @@ def build_table(
         table = LatencyTable(
             replace(table.header, layer_correction_ms=round(per_layer, 6), composition=details), table.entries, path
         )
+        problems = table.term_problems()
+        if problems:  # not saved: the file keeps the keys, and the same command fits again
+            raise LatencyTableError(
+                f"{path}: the composition fit would make predictions negative ({'; '.join(problems)}); "
+                f"the machine was probably disturbed while the subnets were timed - run the same command "
+                f"again to refit"
+            )
     final_header = replace(table.header, spaces=new_spaces, complete=True, **covered)
     table = LatencyTable(replace(final_header, n_entries=len(table.entries)), table.entries, path)
     table.save(path)

@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import re
+import reprlib
 import shutil
 import sys
+import tarfile
+import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -158,36 +162,276 @@ def parse_perf_test(text: str) -> tuple[float, str]:
     raise ValueError("no 'P50 Latency: ... s' or 'Average inference time cost: ... ms' line")
 
 
+#: Most problems listed in one import error (the rest are counted).
+MAX_IMPORT_PROBLEMS = 10
+
+
+class _Problems:
+    """The problems found in one bundle file, each with its JSON key path; raised as one error."""
+
+    def __init__(self, path: Path, hint: str, what: str = "malformed bundle file") -> None:
+        self.path, self.hint, self.what = path, hint, what
+        self.items: list[str] = []
+
+    def add(self, where: str, message: str) -> None:
+        self.items.append(f"{where}: {message}" if where else message)
+
+    def raise_if_any(self) -> None:
+        if not self.items:
+            return
+        shown = self.items[:MAX_IMPORT_PROBLEMS]
+        more = len(self.items) - len(shown)
+        text = "; ".join(shown) + (f"; ... and {more} more" if more else "")
+        raise LatencyTableError(f"{self.path}: {self.what}: {text} ({self.hint})")
+
+    # -- typed fields ------------------------------------------------------------------------------
+    def get(
+        self, obj: dict[str, Any], key: str, where: str, kind: str, *, required: bool = True, default: Any = None
+    ) -> Any:
+        """``obj[key]`` if it is of ``kind`` (a key of :data:`_KINDS`), else ``default`` and a problem.
+
+        An optional key may be absent or null (``default``); ``where`` is the path of ``obj``.
+        """
+        path = f"{where}.{key}" if where else key
+        if key not in obj:
+            if required:
+                self.add(path, "required key is missing")
+            return default
+        value = obj[key]
+        if value is None and not required:
+            return default
+        if not _kind_ok(value, kind):
+            self.add(path, f"must be {_KINDS[kind]}, got {_short(value)}")
+            return default
+        return value
+
+
+_KINDS = {
+    "object": "a JSON object",
+    "list": "a list",
+    "str": "a string",
+    "key": "a non-empty string",
+    "pos_int": "a positive integer",
+    "count": "an integer >= 0",
+    "ms": "a finite number > 0 (milliseconds)",
+    "ms0": "a finite number >= 0 (milliseconds)",
+}
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _kind_ok(v: Any, kind: str) -> bool:
+    is_int = isinstance(v, int) and not isinstance(v, bool)
+    return {
+        "object": lambda: isinstance(v, dict),
+        "list": lambda: isinstance(v, list),
+        "str": lambda: isinstance(v, str),
+        "key": lambda: isinstance(v, str) and bool(v),
+        "pos_int": lambda: is_int and v >= 1,
+        "count": lambda: is_int and v >= 0,
+        "ms": lambda: _is_number(v) and v > 0,
+        "ms0": lambda: _is_number(v) and v >= 0,
+    }[kind]()
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = reprlib.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _read_json(path: Path, hint: str) -> Any:
+    """The parsed JSON file, or one :class:`LatencyTableError` naming it (unreadable, not UTF-8, ...)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise LatencyTableError(f"{path}: cannot read it ({exc.strerror or exc}) ({hint})") from None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise LatencyTableError(
+            f"{path}: not UTF-8 text (byte {exc.start}), not a bundle's JSON file ({hint})"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise LatencyTableError(f"{path} is corrupted or truncated, not valid JSON ({exc}) ({hint})") from None
+    except RecursionError:
+        raise LatencyTableError(f"{path}: nested too deeply to be a bundle's JSON file ({hint})") from None
+
+
+def _check_bundle_dir(bundle: Path) -> None:
+    """A clear error when ``bundle`` is not a folder holding ``manifest.json``."""
+    if bundle.is_dir():
+        if (bundle / "manifest.json").exists():
+            return
+        inner = sorted(p.parent for p in bundle.glob("*/manifest.json"))
+        what = (
+            f"found {inner[0] / 'manifest.json'}: import {inner[0]} instead"
+            if inner
+            else "make one with python -m nas.latency bundle"
+        )
+        raise LatencyTableError(f"{bundle} is not a bundle (no manifest.json in it); {what}")
+    if not bundle.exists():
+        raise LatencyTableError(f"bundle folder not found: {bundle}")
+    if bundle.name == "manifest.json":
+        raise LatencyTableError(f"{bundle} is the manifest; import the bundle folder that holds it: {bundle.parent}")
+    kind = "tar" if tarfile.is_tarfile(bundle) else "zip" if zipfile.is_zipfile(bundle) else None
+    if kind:
+        raise LatencyTableError(
+            f"{bundle} is a {kind} archive, not a bundle folder: unpack it and import the folder that "
+            f"holds manifest.json"
+        )
+    raise LatencyTableError(f"{bundle} is a file, not a bundle folder (a folder holding manifest.json)")
+
+
+def _check_manifest(manifest: Any, path: Path, *, perf_test: bool) -> tuple[list[str], tuple[SpaceRef, ...]]:
+    """The manifest's keys (in order) and spaces; every problem of the file raised as one error."""
+    p = _Problems(path, "re-create the bundle with python -m nas.latency bundle")
+    if not isinstance(manifest, dict):
+        p.add("(top level)", f"must be a JSON object, got {type(manifest).__name__}")
+        p.raise_if_any()
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise LatencyTableError(
+            f"{path}: format {_short(manifest.get('format'))}, expected {MANIFEST_FORMAT!r} (not a bundle "
+            f"made by python -m nas.latency bundle, or by another version)"
+        )
+    p.get(manifest, "opset", "", "pos_int")
+    p.get(manifest, "created", "", "str", required=False)
+    spaces = []
+    for i, sp in enumerate(p.get(manifest, "spaces", "", "list", default=[])):
+        if not isinstance(sp, dict):
+            p.add(f"spaces[{i}]", f"must be a JSON object {{name, digest}}, got {_short(sp)}")
+            continue
+        name, digest = p.get(sp, "name", f"spaces[{i}]", "key"), p.get(sp, "digest", f"spaces[{i}]", "str")
+        unknown = sorted(set(sp) - {"name", "digest"})
+        if unknown:
+            p.add(f"spaces[{i}]", f"unknown keys {unknown}")
+        elif name is not None and digest is not None:
+            try:
+                spaces.append(SpaceRef(name, digest))
+            except ValueError as exc:
+                p.add(f"spaces[{i}]", str(exc).replace("space.", "", 1))
+    for i, n in enumerate(p.get(manifest, "num_classes", "", "list", required=False, default=[])):
+        if not _kind_ok(n, "pos_int"):
+            p.add(f"num_classes[{i}]", f"must be a positive integer, got {_short(n)}")
+    for i, r in enumerate(p.get(manifest, "references", "", "list", required=False, default=[])):
+        if not _kind_ok(r, "str"):
+            p.add(f"references[{i}]", f"must be a string, got {_short(r)}")
+    keys: list[str] = []
+    models = p.get(manifest, "models", "", "list", default=[])
+    if manifest.get("models") == []:
+        p.add("models", "lists no model")
+    for i, m in enumerate(models):
+        where = f"models[{i}]"
+        if not isinstance(m, dict):
+            p.add(where, f"must be a JSON object {{key, file, input_shape}}, got {_short(m)}")
+            continue
+        key = p.get(m, "key", where, "key")
+        p.get(m, "file", where, "key")
+        if key is not None:
+            if key in keys:
+                p.add(f"{where}.key", f"{key!r} is listed twice")
+            keys.append(key)
+    if perf_test:  # the perf_test logs are read through these
+        _check_settings(p, p.get(manifest, "settings", "", "object"))
+        for name in ("overhead", "canary"):
+            model = p.get(manifest, name, "", "object")
+            if model is not None:
+                p.get(model, "file", name, "key")
+    p.raise_if_any()
+    return keys, tuple(spaces)
+
+
+def _check_settings(p: _Problems, settings: dict[str, Any] | None) -> None:
+    """The timing settings a table header records (``None``: the mapping itself was bad)."""
+    if settings is None:
+        return
+    for name in ("intra_op_threads", "inter_op_threads", "rounds", "repeats"):
+        p.get(settings, name, "settings", "pos_int")
+    p.get(settings, "warmup", "settings", "count")
+    for name in ("provider", "graph_optimization", "statistic"):
+        p.get(settings, name, "settings", "key", required=False)
+
+
+def _check_results(res: Any, path: Path, keys: list[str]) -> None:
+    """Every problem of a ``results.json`` (for the manifest's ``keys``) raised as one error."""
+    p = _Problems(path, "re-run run_bundle.py on the device")
+    if not isinstance(res, dict):
+        p.add("(top level)", f"must be a JSON object, got {type(res).__name__}")
+        p.raise_if_any()
+    if res.get("format") != RESULTS_FORMAT:
+        raise LatencyTableError(f"{path}: format {_short(res.get('format'))}, expected {RESULTS_FORMAT!r}")
+    _check_settings(p, p.get(res, "settings", "", "object"))
+    p.get(res, "overhead_ms", "", "ms0")
+    p.get(res, "canary_ms", "", "ms0", required=False)
+    for name in ("retried_chunks", "disturbed_chunks"):
+        p.get(res, name, "", "count", required=False)
+    p.get(res, "date", "", "str", required=False)
+    info = p.get(res, "device_info", "", "object", required=False)
+    if info is not None:
+        p.get(info, "cpu", "device_info", "str", required=False)
+        p.get(info, "cores", "device_info", "pos_int", required=False)
+    results = p.get(res, "results", "", "object", default={})
+    for key in keys:
+        if key not in results:
+            continue  # reported after the structural problems (a partial run)
+        where = f"results[{key!r}]"
+        value = results[key]
+        if not isinstance(value, dict):
+            p.add(where, f"must be a JSON object {{ms, iqr_ms}}, got {_short(value)}")
+            continue
+        p.get(value, "ms", where, "ms")
+        p.get(value, "iqr_ms", where, "ms0", required=False)
+    p.raise_if_any()
+
+
 def _perf_test_results(bundle: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """A ``results.json``-like mapping from the ``perf_test/*.txt`` logs (manifest already checked)."""
     logs = bundle / "perf_test"
     results, statistics = {}, set()
-    problems = []
+    p = _Problems(logs, "re-run run_perf_test_adb.sh: it skips the logs it already has", "unusable logs")
 
-    def read(rel: str) -> float:
+    def read(rel: str, required: bool) -> float | None:
         log = logs / (Path(rel).stem + ".txt")
-        ms, stat = parse_perf_test(log.read_text())
+        try:
+            ms, stat = parse_perf_test(log.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            if required:
+                p.add(log.name, "missing (the adb script has not run, or did not finish)")
+            return None
+        except OSError as exc:
+            p.add(log.name, f"cannot read it ({exc.strerror or exc})")
+            return None
+        except UnicodeDecodeError:
+            p.add(log.name, "not UTF-8 text, not an onnxruntime_perf_test log")
+            return None
+        except ValueError as exc:
+            p.add(log.name, str(exc))
+            return None
+        if not (math.isfinite(ms) and ms > 0):
+            p.add(log.name, f"latency {ms:g} ms is not a positive number")
+            return None
         statistics.add(stat)
         return ms
 
     for m in manifest["models"]:
-        try:
-            results[m["key"]] = {"ms": read(m["file"])}
-        except FileNotFoundError:
-            continue
-        except ValueError as exc:
-            problems.append(f"{Path(m['file']).stem}.txt: {exc}")
-    if problems:
-        raise LatencyTableError(f"{logs}: unreadable perf_test logs: " + "; ".join(problems[:5]))
-    settings = dict(manifest["settings"])
+        ms = read(m["file"], required=False)
+        if ms is not None:
+            results[m["key"]] = {"ms": ms}
+    overhead_ms = read(manifest["overhead"]["file"], required=True)
+    canary_ms = read(manifest["canary"]["file"], required=True)
+    p.raise_if_any()
+    stored = manifest["settings"]
+    settings = dict(stored)
     settings["statistic"] = statistics.pop() if len(statistics) == 1 else "median"
     settings["rounds"], settings["warmup"] = 1, 1
-    settings["repeats"] = manifest["settings"]["rounds"] * manifest["settings"]["repeats"]
+    settings["repeats"] = stored["rounds"] * stored["repeats"]
     return {
         "format": RESULTS_FORMAT,
         "device_info": {"cpu": "android (onnxruntime_perf_test)", "onnxruntime": "see perf_test logs"},
         "settings": settings,
-        "overhead_ms": read(manifest["overhead"]["file"]),
-        "canary_ms": read(manifest["canary"]["file"]),
+        "overhead_ms": overhead_ms,
+        "canary_ms": canary_ms,
         "retried_chunks": 0,
         "date": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         "results": results,
@@ -197,37 +441,33 @@ def _perf_test_results(bundle: Path, manifest: dict[str, Any]) -> dict[str, Any]
 def import_bundle(bundle: str | Path, *, device: str, description: str = "") -> LatencyTable:
     """Read a bundle's ``results.json`` (or ``perf_test/`` logs) into a measured table.
 
+    Every file is checked before it is used: a malformed bundle (not a folder, an archive, no or a
+    corrupted ``manifest.json``/``results.json``, missing keys, values of the wrong type, unreadable
+    logs) is one :class:`LatencyTableError` naming the file and each bad key or member.
+
     Raises:
-        LatencyTableError: no results, results for another bundle, or keys still unmeasured.
+        LatencyTableError: a malformed bundle, no results, or keys still unmeasured.
     """
     check_device_name(device)
     bundle = Path(bundle)
-    try:
-        manifest = json.loads((bundle / "manifest.json").read_text())
-    except FileNotFoundError:
-        raise LatencyTableError(f"{bundle} is not a bundle (no manifest.json)") from None
-    except json.JSONDecodeError as exc:
-        raise LatencyTableError(f"{bundle}/manifest.json is corrupted: {exc}") from None
-    if manifest.get("format") != MANIFEST_FORMAT:
-        raise LatencyTableError(f"{bundle}/manifest.json: format {manifest.get('format')!r}, expected {MANIFEST_FORMAT!r}")
+    _check_bundle_dir(bundle)
+    manifest_path = bundle / "manifest.json"
+    manifest = _read_json(manifest_path, "re-create the bundle with python -m nas.latency bundle")
     res_path = bundle / "results.json"
-    if res_path.is_file():
-        try:
-            res = json.loads(res_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise LatencyTableError(f"{res_path} is corrupted ({exc}); re-run run_bundle.py") from None
-        if res.get("format") != RESULTS_FORMAT:
-            raise LatencyTableError(f"{res_path}: format {res.get('format')!r}, expected {RESULTS_FORMAT!r}")
-        runtime = "onnxruntime"
-    elif (bundle / "perf_test").is_dir():
+    perf_test = not res_path.exists() and (bundle / "perf_test").is_dir()
+    keys, spaces = _check_manifest(manifest, manifest_path, perf_test=perf_test)
+    if res_path.exists():
+        res = _read_json(res_path, "re-run run_bundle.py on the device")
+        _check_results(res, res_path, keys)
+        runtime, source = "onnxruntime", res_path
+    elif perf_test:
         res = _perf_test_results(bundle, manifest)
-        runtime = "onnxruntime (onnxruntime_perf_test)"
+        runtime, source = "onnxruntime (onnxruntime_perf_test)", bundle / "perf_test"
     else:
         raise LatencyTableError(
             f"{bundle} has no results.json and no perf_test/ folder: run run_bundle.py (or "
             f"run_perf_test_adb.sh) on the device first"
         )
-    keys = [m["key"] for m in manifest["models"]]
     missing = [k for k in keys if k not in res["results"]]
     if missing:
         raise LatencyTableError(
@@ -235,37 +475,46 @@ def import_bundle(bundle: str | Path, *, device: str, description: str = "") -> 
             f"run the runner again - it resumes where it stopped"
         )
     s = res["settings"]
-    info = res.get("device_info", {})
+    info = res.get("device_info") or {}
     entries = {k: Entry(float(res["results"][k]["ms"]), res["results"][k].get("iqr_ms")) for k in keys}
-    header = TableHeader(
-        device=device,
-        description=description or f"measured on {info.get('cpu', 'the target device')} via bundle",
-        method="measured",
-        runtime=runtime,
-        runtime_version=str(info.get("onnxruntime", "unknown")),
-        execution_provider=s.get("provider", "CPUExecutionProvider"),
-        intra_op_threads=int(s["intra_op_threads"]),
-        inter_op_threads=int(s["inter_op_threads"]),
-        execution_mode="sequential",
-        graph_optimization=s.get("graph_optimization", "all"),
-        opset=int(manifest["opset"]),
-        batch=1,
-        warmup=int(s["warmup"]),
-        rounds=int(s["rounds"]),
-        repeats=int(s["repeats"]),
-        statistic=s.get("statistic", "median"),
-        spread="iqr",
-        overhead_ms=float(res["overhead_ms"]),
-        cpu=str(info.get("cpu", "unknown")) + (f", {info['cores']} cores" if info.get("cores") else ""),
-        date=str(res.get("date", "")),
-        spaces=tuple(SpaceRef(**sp) for sp in manifest["spaces"]),
-        num_classes=tuple(manifest.get("num_classes", ())),
-        references=tuple(manifest.get("references", ())),
-        complete=True,
-        n_entries=len(entries),
-        canary_ms=float(res.get("canary_ms", 0.0)),
-        retried_chunks=int(res.get("retried_chunks", 0)),
-        disturbed_chunks=int(res.get("disturbed_chunks", 0)),
-        notes=f"imported from bundle made {manifest.get('created', '?')}; device info: {json.dumps(info)}",
-    )
-    return LatencyTable(header, entries)
+    try:
+        header = TableHeader(
+            device=device,
+            description=description or f"measured on {info.get('cpu', 'the target device')} via bundle",
+            method="measured",
+            runtime=runtime,
+            runtime_version=str(info.get("onnxruntime", "unknown")),
+            execution_provider=s.get("provider") or "CPUExecutionProvider",
+            intra_op_threads=s["intra_op_threads"],
+            inter_op_threads=s["inter_op_threads"],
+            execution_mode="sequential",
+            graph_optimization=s.get("graph_optimization") or "all",
+            opset=manifest["opset"],
+            batch=1,
+            warmup=s["warmup"],
+            rounds=s["rounds"],
+            repeats=s["repeats"],
+            statistic=s.get("statistic") or "median",
+            spread="iqr",
+            overhead_ms=float(res["overhead_ms"]),
+            cpu=str(info.get("cpu", "unknown")) + (f", {info['cores']} cores" if info.get("cores") else ""),
+            date=str(res.get("date") or ""),
+            spaces=spaces,
+            num_classes=tuple(manifest.get("num_classes") or ()),
+            references=tuple(manifest.get("references") or ()),
+            complete=True,
+            n_entries=len(entries),
+            canary_ms=float(res.get("canary_ms") or 0.0),
+            retried_chunks=int(res.get("retried_chunks") or 0),
+            disturbed_chunks=int(res.get("disturbed_chunks") or 0),
+            notes=f"imported from bundle made {manifest.get('created') or '?'}; device info: {json.dumps(info)}",
+        )
+    except LatencyTableError as exc:  # a value the checks above let through
+        raise LatencyTableError(f"{source}: {exc}") from None
+    table = LatencyTable(header, entries)
+    terms = table.term_problems()
+    if terms:
+        raise LatencyTableError(
+            f"{source}: the results would make predictions negative: {'; '.join(terms)} (re-measure on the device)"
+        )
+    return table

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
+from nas._yaml import load_yaml_file
 from nas.cost import layer_cost
 from nas.latency._coverage import layers_of, minimalistic_spec, proxyless_lut_specs, reference_layers, space_layers
 from nas.latency._table import Entry, LatencyTable, LatencyTableError, SpaceRef
@@ -133,7 +133,7 @@ def load_observations(ref_dir: str | Path) -> list[Observation]:
             raise FileNotFoundError(f"published reference data not found: {p} (expected in ../shared/reference)")
     obs: list[Observation] = []
     lut_layers = layers_of(proxyless_lut_specs())
-    lut = yaml.safe_load(lut_path.read_text())
+    lut = load_yaml_file(lut_path)  # ConfigError naming the file when it is not clean YAML
     if not isinstance(lut, dict):
         raise ValueError(f"{lut_path}: expected a mapping of key -> {{mean, var, count}}")
     for name, row in lut.items():

@@ -100,6 +100,8 @@ def predict_latency(
 
     Raises:
         MissingKeyError: a layer is not in the table (the message shows the key and the command).
+        LatencyTableError: the prediction is not a finite number > 0 (the table's ``overhead_ms`` or
+            ``layer_correction_ms`` is wrong); the message names the table file and the terms.
     """
     if isinstance(net, Arch):
         space = space or load_space(net.space)
@@ -117,6 +119,9 @@ def min_latency(table: LatencyTable, space: SearchSpace, num_classes: int = 1000
     width, each stage takes its cheapest first block, its cheapest later block, and the depth that
     minimises their sum (costs net of the per-call overhead, which the network pays once, and with
     the table's per-layer composition correction).
+
+    Raises:
+        LatencyTableError: the minimum is not a finite number > 0 (a wrong header term).
     """
     overhead = table.header.overhead_ms
     per_layer = table.header.layer_correction_ms - overhead
@@ -142,4 +147,5 @@ def min_latency(table: LatencyTable, space: SearchSpace, num_classes: int = 1000
             if best is None or total < best[0]:
                 best = (total, arch)
     assert best is not None
+    table.check_prediction(best[0], f"fastest member of space {space.name!r}")
     return best

@@ -11,6 +11,12 @@ the header, usually the median), *including* the fixed per-call cost ``overhead_
 ``n`` layers runs as one call, so its prediction is
 ``sum(ms) - (n - 1) * overhead_ms + n * layer_correction_ms`` (:meth:`LatencyTable.predict_layers`),
 the last term a small per-layer correction fitted on whole subnets when the table was built.
+
+Written as ``overhead_ms + sum(ms - overhead_ms + layer_correction_ms)``, a prediction is one call's
+overhead plus each layer's cost inside a network. A table is only read when that cost is >= 0 for
+a typical layer, the median entry (``overhead_ms - layer_correction_ms <= median(ms)``;
+:meth:`LatencyTable.term_problems`), and :meth:`LatencyTable.predict_layers` refuses every
+prediction that is not a finite number > 0.
 """
 
 from __future__ import annotations
@@ -269,6 +275,51 @@ class LatencyTable:
                 f"measure it with:\n  {_build_hint(self.device, key)}"
             ) from None
 
+    def _where(self) -> str:
+        return f"latency table {self.device!r} ({self.path if self.path else 'not read from a file'})"
+
+    def term_problems(self) -> list[str]:
+        """Why the header's additive terms would make predictions negative (empty: they do not).
+
+        A prediction is ``overhead_ms + sum(ms - overhead_ms + layer_correction_ms)``: one call's
+        overhead plus each layer's cost inside a network. A typical layer - the median entry - must
+        keep a cost >= 0 there, i.e. ``overhead_ms - layer_correction_ms <= median(ms)``. (The
+        cheapest entries are not held to it: on a busy machine a small key can come out below the
+        one-call overhead, or a fitted correction slightly more negative, in a table that still
+        predicts well; :meth:`predict_layers` refuses any prediction that is not > 0.) Each problem
+        starts with the header field(s) it blames.
+        """
+        if not self.entries:
+            return []
+        h = self.header
+        ranked = sorted(self.entries, key=lambda k: self.entries[k].ms)
+        key = ranked[(len(ranked) - 1) // 2]
+        typical = self.entries[key].ms
+        cost = typical - h.overhead_ms + h.layer_correction_ms
+        if cost >= 0:
+            return []
+        blamed = [name for name, bad in (("overhead_ms", h.overhead_ms > typical),
+                                         ("layer_correction_ms", h.layer_correction_ms < 0)) if bad]  # fmt: skip
+        return [
+            f"{' and '.join(blamed) or 'layer_correction_ms'}: the median entry ({key}: {typical:g} ms) "
+            f"would cost {typical:g} - overhead_ms {h.overhead_ms:g} + layer_correction_ms "
+            f"{h.layer_correction_ms:g} = {cost:g} ms inside a network; a typical layer's cost there "
+            f"(ms - overhead_ms + layer_correction_ms) must be >= 0, i.e. overhead_ms - layer_correction_ms "
+            f"<= {typical:g}"
+        ]
+
+    def check_prediction(self, ms: float, detail: str) -> float:
+        """``ms`` if it is a finite latency > 0, else a :class:`LatencyTableError` naming the table
+        file and the terms (``detail``) that made it."""
+        if not (math.isfinite(ms) and ms > 0):
+            h = self.header
+            raise LatencyTableError(
+                f"{self._where()}: predicted latency {ms:g} ms is not a positive finite number ({detail}; "
+                f"overhead_ms {h.overhead_ms:g}, layer_correction_ms {h.layer_correction_ms:g}); the table's "
+                f"entries or header terms are wrong - rebuild it with {_build_hint(self.device)}"
+            )
+        return ms
+
     def missing(self, layers: Iterable[LayerSpec]) -> list[str]:
         return sorted({l.key for l in layers if l.key not in self.entries})
 
@@ -279,6 +330,10 @@ class LatencyTable:
         counted once, and each layer gets the header's composition correction (what a layer costs
         inside a network beyond its cost alone - colder caches - fitted on whole subnets at build
         time; 0 when not fitted).
+
+        Raises:
+            MissingKeyError: a layer is not in the table.
+            LatencyTableError: the prediction is not a finite number > 0 (a corrupted header term).
         """
         layers = list(layers)
         if not layers:
@@ -293,7 +348,10 @@ class LatencyTable:
             )
         total = sum(self.lookup(l.key) for l in layers)
         h = self.header
-        return total - (len(layers) - 1) * h.overhead_ms + len(layers) * h.layer_correction_ms
+        n = len(layers)
+        ms = total - (n - 1) * h.overhead_ms + n * h.layer_correction_ms
+        detail = f"{n} layers: sum of entries {total:g} - {n - 1} x overhead_ms + {n} x layer_correction_ms"
+        return self.check_prediction(ms, detail)
 
     def with_entries(self, entries: Mapping[str, Entry], **header_changes: Any) -> LatencyTable:
         merged = dict(self.entries)
@@ -356,7 +414,14 @@ class LatencyTable:
                 f"{src}: header says {header.n_entries} entries but the file holds {len(entries)} "
                 f"(truncated or edited); rebuild it with {_build_hint(header.device)}"
             )
-        return cls(header, entries, path)
+        table = cls(header, entries, path)
+        terms = table.term_problems()
+        if terms:
+            raise LatencyTableError(
+                f"{src}: predictions would be negative: " + "; ".join(f"header.{p}" for p in terms)
+                + f"; rebuild it with {_build_hint(header.device)}"
+            )
+        return table
 
     @classmethod
     def read(cls, path: str | Path) -> LatencyTable:

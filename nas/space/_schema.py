@@ -2,22 +2,25 @@
 
 Every problem in a file is reported at once, each with its YAML path, e.g.
 ``stages[2].kernels: 4 not in {3, 5, 7}``. Unknown keys are errors (a typo must never quietly
-build a different network).
+build a different network), and so are duplicate keys. Files are read with :mod:`nas._yaml`
+(``yaml.safe_load`` with limits on size, alias expansion and depth); values quoted in errors are
+shortened to :data:`MAX_SHOWN_CHARS` characters, and at most :data:`MAX_PROBLEMS` problems are listed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import reprlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, StrictBool, StrictInt, TypeAdapter, ValidationError
 from pydantic import field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
+from nas._yaml import load_yaml_file
 from nas.errors import ConfigError
 
 __all__ = [
@@ -37,6 +40,26 @@ ALLOWED_SEARCH_ACTS = ("relu", "hswish")
 ALLOWED_STRIDES = (1, 2)
 ALLOWED_POOLS = ("avg",)
 
+#: Longest rendering of a value quoted in an error message (a huge input must not become a huge message).
+MAX_SHOWN_CHARS = 80
+#: Most problems listed in one error (the rest are counted).
+MAX_PROBLEMS = 50
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 8, 8, 6
+_REPR.maxstring, _REPR.maxother = MAX_SHOWN_CHARS, MAX_SHOWN_CHARS
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, at most :data:`MAX_SHOWN_CHARS` characters; never renders a huge value whole."""
+    text = _REPR.repr(value)
+    return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 3] + "..."
+
+
+def _clip(text: str, limit: int = 4 * MAX_SHOWN_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 #: Directory of the spaces shipped with the project (``search_spaces/`` at the repository root).
 SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
 
@@ -44,7 +67,7 @@ SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
 def _number(value: Any) -> float:
     # bool is an int subclass in Python; "true" must not become 1.0.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"must be a number, got {value!r}")
+        raise ValueError(f"must be a number, got {_short(value)}")
     return float(value)
 
 
@@ -61,13 +84,11 @@ def _choices(values: tuple[Any, ...], allowed: tuple[Any, ...] | None = None) ->
     if len(values) == 0:
         raise ValueError("must list at least one choice")
     if len(set(values)) != len(values):
-        raise ValueError(f"has duplicate choices {list(values)}")
+        raise ValueError(f"has duplicate choices {_short(list(values))}")
     if allowed is not None:
         bad = [v for v in values if v not in allowed]
         if bad:
-            shown = repr(bad[0]) if isinstance(bad[0], str) else bad[0]
-            if len(bad) > 1:
-                shown = bad
+            shown = _short(bad[0]) if len(bad) == 1 else _short(bad)
             raise ValueError(f"{shown} not in {_fmt_set(allowed)}")
     return values
 
@@ -81,7 +102,7 @@ def _positive(v: int) -> int:
 def _member(allowed: tuple[Any, ...]):
     def check(v: Any) -> Any:
         if v not in allowed:
-            raise ValueError(f"{v!r} not in {_fmt_set(allowed)}")
+            raise ValueError(f"{_short(v)} not in {_fmt_set(allowed)}")
         return v
 
     return check
@@ -129,7 +150,7 @@ class StageConfig:
         _choices(v)
         bad = [d for d in v if d < 1]
         if bad:
-            raise ValueError(f"depths must be >= 1, got {bad}")
+            raise ValueError(f"depths must be >= 1, got {_short(bad)}")
         return tuple(sorted(v))
 
     @field_validator("expansions")
@@ -138,7 +159,7 @@ class StageConfig:
         _choices(v)
         bad = [e for e in v if not 1.0 <= e <= 8.0]
         if bad:
-            raise ValueError(f"expansion ratios must be in [1, 8], got {bad}")
+            raise ValueError(f"expansion ratios must be in [1, 8], got {_short(bad)}")
         return tuple(sorted(v))
 
     @field_validator("acts")
@@ -196,7 +217,7 @@ class SpaceConfig:
     @classmethod
     def _name(cls, v: str) -> str:
         if not v or not all(c.isalnum() or c in "_-." for c in v):
-            raise ValueError(f"must be a non-empty identifier (letters, digits, _ - .), got {v!r}")
+            raise ValueError(f"must be a non-empty identifier (letters, digits, _ - .), got {_short(v)}")
         return v
 
     @field_validator("stages")
@@ -212,7 +233,7 @@ class SpaceConfig:
         _choices(v)
         bad = [r for r in v if r < 8]
         if bad:
-            raise ValueError(f"resolutions must be >= 8 pixels, got {bad}")
+            raise ValueError(f"resolutions must be >= 8 pixels, got {_short(bad)}")
         return tuple(sorted(v))
 
     @field_validator("width_multipliers")
@@ -221,7 +242,7 @@ class SpaceConfig:
         _choices(v)
         bad = [w for w in v if not 0.0 < w <= 4.0]
         if bad:
-            raise ValueError(f"width multipliers must be in (0, 4], got {bad}")
+            raise ValueError(f"width multipliers must be in (0, 4], got {_short(bad)}")
         return tuple(sorted(v))
 
     @model_validator(mode="after")
@@ -232,7 +253,7 @@ class SpaceConfig:
         too_small = [r for r in self.resolutions if r < total_stride]
         if too_small:
             raise ValueError(
-                f"resolutions {too_small} are smaller than the network's total stride {total_stride}"
+                f"resolutions {_short(too_small)} are smaller than the network's total stride {total_stride}"
             )
         return self
 
@@ -272,9 +293,10 @@ def _format_error(err: dict[str, Any]) -> str:
         return f"{_format_loc(loc)}: required key is missing"
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
+    msg = _clip(msg)
     if kind.endswith("_type") and "input" in err:
-        msg = f"{msg}, got {err['input']!r}"
-    return f"{_format_loc(loc)}: {msg}"
+        msg = f"{msg}, got {_short(err['input'])}"
+    return f"{_clip(_format_loc(loc))}: {msg}"
 
 
 def parse_space(data: Any, source: str = "<space>") -> SpaceConfig:
@@ -288,11 +310,17 @@ def parse_space(data: Any, source: str = "<space>") -> SpaceConfig:
     try:
         return _ADAPTER.validate_python(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
+        problems: list[str] = []
+        seen: set[str] = set()
+        errors = exc.errors(include_url=False, include_context=False)
+        for err in errors:
             line = _format_error(err)
-            if line not in problems:
+            if line not in seen:
+                seen.add(line)
                 problems.append(line)
+        if len(problems) > MAX_PROBLEMS:
+            rest = len(problems) - MAX_PROBLEMS + 1
+            problems = problems[: MAX_PROBLEMS - 1] + [f"... and {rest} more problems"]
         raise ConfigError(source, problems) from None
 
 
@@ -314,10 +342,15 @@ def resolve_space_path(name_or_path: str | Path) -> Path:
 
 
 def load_space_config(name_or_path: str | Path) -> SpaceConfig:
-    """Read and validate a space YAML file (with ``yaml.safe_load``)."""
+    """Read and validate a space YAML file.
+
+    The file is parsed by :func:`nas._yaml.load_yaml_file` (``yaml.safe_load`` semantics): at most
+    :data:`nas._yaml.MAX_YAML_BYTES`, bounded alias expansion, no duplicate keys.
+
+    Raises:
+        FileNotFoundError: not a file and not the name of a shipped space.
+        ConfigError: listing every problem with its path.
+    """
     path = resolve_space_path(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from None
+    data = load_yaml_file(path)
     return parse_space(data, source=str(path))

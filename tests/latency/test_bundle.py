@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -80,3 +81,132 @@ def test_perf_test_logs_are_parsed():
     assert parse_perf_test("Average inference time cost: 1.5 ms\n") == (1.5, "mean")
     with pytest.raises(ValueError):
         parse_perf_test("segmentation fault")
+
+
+# -- malformed bundles: one LatencyTableError naming the file and the key ----------------------------
+_SETTINGS = {"warmup": 1, "rounds": 2, "repeats": 3, "intra_op_threads": 1, "inter_op_threads": 1,
+             "graph_optimization": "all", "provider": "CPUExecutionProvider", "statistic": "median",
+             "tolerance": 0.08, "max_retries": 0}  # fmt: skip
+
+
+def _manifest(**changes):
+    m = {"format": "nas-latency-bundle/1", "device": "b", "created": "2026-01-01", "opset": 17,
+         "settings": dict(_SETTINGS), "spaces": [{"name": "micro", "digest": "0123456789abcdef"}],
+         "num_classes": [10], "references": [],
+         "overhead": {"file": "models/overhead.onnx", "input_shape": [8]},
+         "canary": {"file": "models/canary.onnx", "input_shape": [8]},
+         "models": [{"key": "k1", "file": "models/00000.onnx", "input_shape": [3, 8, 8]},
+                    {"key": "k2", "file": "models/00001.onnx", "input_shape": [3, 8, 8]}]}  # fmt: skip
+    return {k: v for k, v in {**m, **changes}.items() if v is not _DROP}
+
+
+def _results(**changes):
+    r = {"format": "nas-latency-results/1", "device_info": {"cpu": "test cpu", "cores": 4, "onnxruntime": "1.0"},
+         "settings": dict(_SETTINGS), "overhead_ms": 0.005, "canary_ms": 0.1, "retried_chunks": 0,
+         "disturbed_chunks": 0, "date": "2026-01-01", "complete": True,
+         "results": {"k1": {"ms": 0.1, "iqr_ms": 0.01}, "k2": {"ms": 0.2, "iqr_ms": 0.01}}}  # fmt: skip
+    return {k: v for k, v in {**r, **changes}.items() if v is not _DROP}
+
+
+_DROP = object()
+
+
+def _write(folder, manifest=None, results=None, logs=None):
+    """A bundle folder without models (import reads only the JSON files and the logs)."""
+    folder.mkdir(parents=True)
+    for name, data in (("manifest.json", manifest if manifest is not None else _manifest()), ("results.json", results)):
+        if data is None:
+            continue
+        if isinstance(data, bytes):
+            (folder / name).write_bytes(data)
+        else:
+            (folder / name).write_text(json.dumps(data))
+    if logs is not None:
+        (folder / "perf_test").mkdir()
+        for stem, text in logs.items():
+            (folder / "perf_test" / f"{stem}.txt").write_bytes(text if isinstance(text, bytes) else text.encode())
+    return folder
+
+
+def _tar(tmp):
+    import tarfile
+
+    _write(tmp / "src", results=_results())
+    with tarfile.open(tmp / "bundle.tar.gz", "w:gz") as t:
+        t.add(tmp / "src", arcname="bundle")
+    return tmp / "bundle.tar.gz"
+
+
+def _results_folder(tmp):
+    b = _write(tmp / "b")
+    (b / "results.json").mkdir()
+    return b
+
+
+def _plain_file(tmp):
+    (tmp / "notes.txt").write_text("hello")
+    return tmp / "notes.txt"
+
+
+_LOGS = {"00000": "P50 Latency: 0.0001 s\n", "00001": "P50 Latency: 0.0002 s\n",
+         "overhead": "P50 Latency: 0.000005 s\n", "canary": "P50 Latency: 0.0001 s\n"}  # fmt: skip
+
+MALFORMED = [
+    ("manifest-is-a-list", lambda t: _write(t / "b", manifest=[1, 2]), "manifest.json", r"\(top level\): must be a JSON object"),
+    ("manifest-not-json", lambda t: _write(t / "b", manifest=b'{"format": '), "manifest.json", "not valid JSON"),
+    ("manifest-not-utf8", lambda t: _write(t / "b", manifest=b"\xff\xfe\x00junk"), "manifest.json", "not UTF-8"),
+    ("no-models", lambda t: _write(t / "b", _manifest(models=_DROP), _results()), "manifest.json", "models: required key is missing"),
+    ("models-not-a-list", lambda t: _write(t / "b", _manifest(models="k1"), _results()), "manifest.json", "models: must be a list"),
+    ("model-without-key", lambda t: _write(t / "b", _manifest(models=[{"file": "m.onnx"}]), _results()), "manifest.json", r"models\[0\]\.key: required key is missing"),
+    ("model-key-twice", lambda t: _write(t / "b", _manifest(models=[{"key": "k1", "file": "a"}, {"key": "k1", "file": "b"}]), _results()), "manifest.json", r"models\[1\]\.key: 'k1' is listed twice"),
+    ("no-opset", lambda t: _write(t / "b", _manifest(opset=_DROP), _results()), "manifest.json", "opset: required key is missing"),
+    ("opset-a-string", lambda t: _write(t / "b", _manifest(opset="17"), _results()), "manifest.json", "opset: must be a positive integer"),
+    ("space-without-digest", lambda t: _write(t / "b", _manifest(spaces=[{"name": "micro"}]), _results()), "manifest.json", r"spaces\[0\]\.digest: required key is missing"),
+    ("space-bad-digest", lambda t: _write(t / "b", _manifest(spaces=[{"name": "micro", "digest": "xyz"}]), _results()), "manifest.json", r"spaces\[0\]: digest must be a hex digest"),
+    ("results-is-a-list", lambda t: _write(t / "b", results=[]), "results.json", r"\(top level\): must be a JSON object"),
+    ("no-results", lambda t: _write(t / "b", results=_results(results=_DROP)), "results.json", "results: required key is missing"),
+    ("result-without-ms", lambda t: _write(t / "b", results=_results(results={"k1": {"iqr_ms": 0.1}, "k2": {"ms": 0.2}})), "results.json", r"results\['k1'\]\.ms: required key is missing"),
+    ("result-a-number", lambda t: _write(t / "b", results=_results(results={"k1": 0.1, "k2": {"ms": 0.2}})), "results.json", r"results\['k1'\]: must be a JSON object"),
+    ("result-negative", lambda t: _write(t / "b", results=_results(results={"k1": {"ms": -1}, "k2": {"ms": 0.2}})), "results.json", r"results\['k1'\]\.ms: must be a finite number > 0"),
+    ("no-settings", lambda t: _write(t / "b", results=_results(settings=_DROP)), "results.json", "settings: required key is missing"),
+    ("settings-without-threads", lambda t: _write(t / "b", results=_results(settings={"warmup": 1, "rounds": 1, "repeats": 1})), "results.json", "settings.intra_op_threads: required key is missing"),
+    ("zero-threads", lambda t: _write(t / "b", results=_results(settings={**_SETTINGS, "intra_op_threads": 0})), "results.json", "settings.intra_op_threads: must be a positive integer"),
+    ("no-overhead", lambda t: _write(t / "b", results=_results(overhead_ms=_DROP)), "results.json", "overhead_ms: required key is missing"),
+    ("overhead-above-entries", lambda t: _write(t / "b", results=_results(overhead_ms=5.0)), "results.json", "overhead_ms.*negative|negative.*overhead_ms"),
+    ("device-info-a-string", lambda t: _write(t / "b", results=_results(device_info="pixel")), "results.json", "device_info: must be a JSON object"),
+    ("results-is-a-folder", _results_folder, "results.json", "cannot read it"),
+    ("perf-test-without-overhead-log", lambda t: _write(t / "b", logs={k: v for k, v in _LOGS.items() if k != "overhead"}), "perf_test", "overhead.txt: missing"),
+    ("perf-test-garbled-log", lambda t: _write(t / "b", logs={**_LOGS, "00001": b"\xff\xfe segfault"}), "perf_test", "00001.txt: not UTF-8"),
+    ("perf-test-manifest-without-settings", lambda t: _write(t / "b", _manifest(settings=_DROP), logs=_LOGS), "manifest.json", "settings: required key is missing"),
+    ("archive-not-folder", _tar, "bundle.tar.gz", "is a tar archive, not a bundle folder: unpack it"),
+    ("plain-file", _plain_file, "notes.txt", "is a file, not a bundle folder"),
+    ("manifest-one-level-down", lambda t: _write(t / "b" / "inner", results=_results()).parent, "b", r"found .*inner/manifest\.json: import .*inner instead"),
+    ("not-there", lambda t: t / "missing", "missing", "bundle folder not found"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("make", "blamed", "match"), [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
+def test_malformed_bundle_is_one_clear_error(tmp_path, make, blamed, match):
+    bundle = make(tmp_path)
+    with pytest.raises(LatencyTableError) as info:
+        import_bundle(bundle, device="my_board")
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert f"{blamed}" in msg and str(tmp_path) in msg
+    assert re.search(match, msg), msg
+
+
+def test_malformed_bundle_lists_every_problem(tmp_path):
+    bundle = _write(tmp_path / "b", results=_results(overhead_ms="5", results={"k1": {"ms": None}, "k2": []}))
+    with pytest.raises(LatencyTableError) as info:
+        import_bundle(bundle, device="my_board")
+    msg = str(info.value)
+    assert "overhead_ms: must be" in msg and "results['k1'].ms: must be" in msg and "results['k2']: must be" in msg
+
+
+def test_synthetic_bundle_imports(tmp_path):
+    """The malformed cases above are each one edit away from a bundle that imports."""
+    table = import_bundle(_write(tmp_path / "b", results=_results()), device="my_board")
+    assert table.header.overhead_ms == 0.005 and table.lookup("k2") == 0.2 and table.header.opset == 17
+    perf = import_bundle(_write(tmp_path / "p", logs=_LOGS), device="my_board")
+    assert perf.lookup("k1") == pytest.approx(0.1) and perf.header.runtime.endswith("(onnxruntime_perf_test)")

@@ -49,3 +49,43 @@ def test_list(tables_dir, capsys):
     assert main(["--tables-dir", str(tables_dir), "list"]) == 0
     out = capsys.readouterr().out
     assert "micro_dev" in out and "measured" in out and "broken" in out and "INVALID" in out
+
+
+def test_predict_with_a_table_that_would_go_negative_is_an_error(tables_dir, micro_space_file, capsys):
+    path = tables_dir / "micro_dev.json"
+    data = json.loads(path.read_text())
+    data["header"]["layer_correction_ms"] = -5
+    path.write_text(json.dumps(data))
+    rc = main(["--tables-dir", str(tables_dir), "predict", "--device", "micro_dev", "--arch", "largest",
+               "--space", str(micro_space_file), "--num-classes", "10", "--budget", "20ms"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert rc == 2 and captured.out == ""
+    assert str(path) in captured.err and "layer_correction_ms" in captured.err
+
+
+@pytest.mark.parametrize(
+    ("manifest", "results", "blamed"),
+    [
+        ({"format": "nas-latency-bundle/1", "opset": 17, "spaces": []}, None, "manifest.json: malformed bundle file: models: required key"),
+        ([], None, "manifest.json: malformed bundle file: (top level)"),
+        ({"format": "nas-latency-bundle/1", "opset": 17, "spaces": [], "models": [{"key": "k", "file": "m"}]},
+         {"format": "nas-latency-results/1", "results": {"k": {"ms": 0.1}}}, "results.json: malformed bundle file: settings: required key"),
+        ({"format": "nas-latency-bundle/1", "opset": 17, "spaces": [], "models": [{"key": "k", "file": "m"}]},
+         {"format": "nas-latency-results/1", "results": {"k": 0.1}, "overhead_ms": 0.001,
+          "settings": {"warmup": 1, "rounds": 1, "repeats": 1, "intra_op_threads": 1, "inter_op_threads": 1}},
+         "results.json: malformed bundle file: results['k']: must be a JSON object"),
+    ],
+    ids=["manifest-without-models", "manifest-a-list", "results-without-settings", "result-a-number"],
+)
+def test_import_of_a_malformed_bundle_is_one_line(tmp_path, capsys, manifest, results, blamed):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    if results is not None:
+        (bundle / "results.json").write_text(json.dumps(results))
+    rc = main(["import", str(bundle), "--device", "my_board", "--out", str(tmp_path / "t.json")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert f"{bundle}/{blamed}" in err
+    assert not (tmp_path / "t.json").exists()

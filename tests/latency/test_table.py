@@ -147,3 +147,49 @@ def test_not_json_at_all(tmp_path: Path):
     (tmp_path / "bad.json").write_bytes(b"\x00\x01garbage")
     with pytest.raises(LatencyTableError, match="bad.json"):
         load_table("bad", tables_dir=tmp_path)
+
+
+# -- header terms that would make predictions negative ----------------------------------------------
+@pytest.mark.parametrize(
+    ("header", "blamed"),
+    [
+        ({"layer_correction_ms": -5.0}, "header.layer_correction_ms"),
+        ({"overhead_ms": 1.0}, "header.overhead_ms"),  # above every entry (0.1 ms)
+        ({"overhead_ms": 0.005, "layer_correction_ms": -0.0951}, "header.layer_correction_ms"),  # just too low
+    ],
+    ids=["negative-correction", "overhead-above-entries", "correction-just-too-low"],
+)
+def test_table_whose_terms_make_predictions_negative_is_refused(table_for, tmp_path, micro_space, header, blamed):
+    path = table_for(micro_space, ms=0.1, **header).save(tmp_path / "fake_dev.json")
+    with pytest.raises(LatencyTableError) as info:
+        load_table(path)
+    msg = str(info.value)
+    assert msg.startswith(str(path)) and blamed in msg and "negative" in msg
+
+
+def test_negative_correction_within_the_model_is_accepted(table_for, tmp_path, micro_space):
+    # every layer still costs 0.1 - 0.005 - 0.09 = 0.005 ms inside a network
+    path = table_for(micro_space, ms=0.1, overhead_ms=0.005, layer_correction_ms=-0.09).save(tmp_path / "fake_dev.json")
+    table = load_table(path)
+    assert predict_latency(table, Arch.from_string(ARCH), space=micro_space, num_classes=10) == pytest.approx(0.005 + 7 * 0.005)
+
+
+@pytest.mark.parametrize(
+    ("ms", "header"),
+    [(0.1, {"layer_correction_ms": -5.0}), (0.1, {"overhead_ms": 1.0}), (1e308, {})],
+    ids=["negative-correction", "overhead-above-entries", "overflow-to-inf"],
+)
+def test_prediction_must_be_positive_and_finite(table_for, tmp_path, micro_space, ms, header):
+    # a table built in memory (not read, so not checked on load) still never predicts <= 0 or inf
+    made = table_for(micro_space, ms=ms, **header)
+    table = LatencyTable(made.header, made.entries, tmp_path / "fake_dev.json")
+    with pytest.raises(LatencyTableError, match=r"fake_dev\.json.*not a positive finite number.*layer_correction_ms"):
+        predict_latency(table, Arch.from_string(ARCH), space=micro_space, num_classes=10)
+
+
+def test_min_latency_must_be_positive(table_for, micro_space):
+    from nas.latency import min_latency
+
+    table = table_for(micro_space, ms=0.1, layer_correction_ms=-5.0)
+    with pytest.raises(LatencyTableError, match="fastest member of space 'micro'"):
+        min_latency(table, micro_space, num_classes=10)

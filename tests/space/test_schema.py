@@ -136,3 +136,118 @@ def test_choices_are_canonicalised(tmp_path):
     assert cfg.stages[1].acts == ("relu", "hswish")
     # still the same space
     assert cfg.digest == parse_space(_data()).digest
+
+
+# -- hostile and sloppy YAML (nas._yaml) -----------------------------------------------------------
+def _alias_bomb(levels: int) -> str:
+    """A "billion laughs" document: ``levels`` nested aliases, each one 9 times the previous."""
+    lines = ["l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for i in range(1, levels):
+        lines.append(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]")
+    return "\n".join(lines) + f"\nname: *l{levels - 1}\n"
+
+
+def test_alias_bomb_is_refused_before_it_expands(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_alias_bomb(7))  # 450 bytes that stand for 4.8 million strings
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError) as info:
+            load_space_config(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    msg = str(info.value)
+    assert "bomb.yaml" in msg and "aliases expand to more than" in msg
+    assert len(msg) < 500
+    assert peak < 5_000_000  # the expansion never happened
+
+
+def test_recursive_alias_is_refused(tmp_path):
+    path = tmp_path / "loop.yaml"
+    path.write_text(TINY_SPACE.replace("name: tiny", "name: &me [*me]"))
+    with pytest.raises(ConfigError, match=r"loop\.yaml(?s:.*)alias \*me is recursive"):
+        load_space_config(path)
+
+
+def test_reasonable_aliases_still_work(tmp_path):
+    data = TINY_SPACE.replace("  - {out_channels: 16,", "  - &s {out_channels: 16,").replace(
+        "  - {out_channels: 24, stride: 1,", "  - *s\n  - {out_channels: 24, stride: 1,"
+    )
+    path = tmp_path / "anchors.yaml"
+    path.write_text(data)
+    cfg = load_space_config(path)
+    assert len(cfg.stages) == 4 and cfg.stages[1] == cfg.stages[2]
+
+
+def test_oversized_file_is_refused_unread(tmp_path):
+    from nas._yaml import MAX_YAML_BYTES
+
+    path = tmp_path / "huge.yaml"
+    path.write_text(TINY_SPACE + "#" + "x" * MAX_YAML_BYTES + "\n")
+    size = path.stat().st_size
+    with pytest.raises(ConfigError) as info:
+        load_space_config(path)
+    msg = str(info.value)
+    assert msg.startswith(str(path)) and str(size) in msg and str(MAX_YAML_BYTES) in msg
+
+
+def test_too_many_values_are_refused(tmp_path):
+    from nas._yaml import MAX_YAML_NODES
+
+    path = tmp_path / "dense.yaml"
+    path.write_text(TINY_SPACE.replace("resolutions: [12, 16]", "resolutions: [" + "1," * MAX_YAML_NODES + "1]"))
+    with pytest.raises(ConfigError, match=f"more than {MAX_YAML_NODES} values"):
+        load_space_config(path)
+
+
+def test_deep_nesting_is_refused(tmp_path):
+    path = tmp_path / "deep.yaml"
+    path.write_text(TINY_SPACE.replace("name: tiny", "name: " + "[" * 2000 + "]" * 2000))
+    with pytest.raises(ConfigError, match="nested more than"):
+        load_space_config(path)
+
+
+def test_duplicate_keys_are_refused_at_any_depth(tmp_path):
+    text = (
+        TINY_SPACE.replace("name: tiny", "name: tiny\nname: other")
+        .replace("{final_channels: 32,", "{final_channels: 32, final_channels: 64,")
+        .replace("{out_channels: 16, stride: 2,", "{out_channels: 16, stride: 2, kernels: [7],")
+    )
+    path = tmp_path / "dups.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_space_config(path)
+    problems = info.value.problems
+    assert str(info.value).startswith(f"{path}: 3 problems")
+    assert "(top level): duplicate key 'name' (lines 2 and 3)" in problems
+    assert any(p.startswith("stages[1]: duplicate key 'kernels'") for p in problems)
+    assert any(p.startswith("head: duplicate key 'final_channels'") for p in problems)
+
+
+def test_error_messages_stay_short_for_huge_values(tmp_path):
+    from nas.space._schema import MAX_PROBLEMS, MAX_SHOWN_CHARS
+
+    path = tmp_path / "long.yaml"
+    path.write_text(
+        TINY_SPACE.replace("name: tiny", "name: [" + ", ".join(["lololol"] * 5000) + "]").replace(
+            "resolutions: [12, 16]", "resolutions: [" + ", ".join(f"r{i}" for i in range(500)) + "]"
+        )
+    )
+    with pytest.raises(ConfigError) as info:
+        load_space_config(path)
+    problems = info.value.problems
+    name = next(p for p in problems if p.startswith("name:"))
+    assert name.startswith("name: Input should be a valid string, got ['lololol'")
+    assert len(name) <= len("name: Input should be a valid string, got ") + MAX_SHOWN_CHARS
+    assert len(problems) == MAX_PROBLEMS and problems[-1].startswith("... and ")
+    assert len(str(info.value)) < 100 * MAX_PROBLEMS
+
+
+def test_yaml_must_be_utf8(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(TINY_SPACE.replace("name: tiny", "description: caf\xe9\nname: tiny").encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1\.yaml(?s:.*)not UTF-8"):
+        load_space_config(path)
