@@ -54,6 +54,9 @@ __all__ = [
 #: Heartbeat interval of a running trial; a trial is stale (its process is gone) after 3 missed beats.
 DEFAULT_HEARTBEAT_SECONDS = 10.0
 
+#: The lock name that serialises the first opening of a storage (table creation).
+STORAGE_LOCK_NAME = "nas: storage schema"
+
 #: SQLite waits this long for another process's write before "database is locked".
 SQLITE_BUSY_SECONDS = 120
 
@@ -64,23 +67,6 @@ def sqlite_path(url: str) -> Path | None:
         return None
     path = url[len("sqlite:///"):].split("?", 1)[0]
     return None if path in ("", ":memory:") else Path(path)
-
-
-def heartbeat_storage(url: str, *, heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS) -> optuna.storages.RDBStorage:
-    """An RDB storage whose running trials beat, so a trial left RUNNING by a killed process is failed
-    (after ``3 * heartbeat_seconds``) and its arch retried once instead of holding a slot forever."""
-    kwargs = {}
-    if url.startswith("sqlite:"):
-        kwargs["engine_kwargs"] = {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}}
-    with warnings.catch_warnings():  # the heartbeat API is flagged "experimental" by Optuna
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=max(1, round(heartbeat_seconds)),
-            grace_period=max(3, round(3 * heartbeat_seconds)),
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
-            **kwargs,
-        )
 
 
 class StudyLock:
@@ -142,6 +128,31 @@ class StudyLock:
             self._conn.close()
             self._engine.dispose()
             self._conn = self._engine = None
+
+
+def heartbeat_storage(url: str, *, heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS) -> optuna.storages.RDBStorage:
+    """An RDB storage whose running trials beat, so a trial left RUNNING by a killed process is failed
+    (after ``3 * heartbeat_seconds``) and its arch retried once instead of holding a slot forever.
+
+    Opened under a storage-wide lock: the first opening of a new database creates Optuna's tables,
+    and two processes doing that at once make one of them fail.
+    """
+    kwargs = {}
+    if url.startswith("sqlite:"):
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": SQLITE_BUSY_SECONDS}}
+    lock = StudyLock(url, STORAGE_LOCK_NAME)
+    try:
+        with lock.held(), warnings.catch_warnings():  # the heartbeat API is flagged "experimental"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=max(1, round(heartbeat_seconds)),
+                grace_period=max(3, round(3 * heartbeat_seconds)),
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
+                **kwargs,
+            )
+    finally:
+        lock.close()
 
 
 class Heartbeat:
