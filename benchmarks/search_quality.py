@@ -46,7 +46,8 @@ from nas.latency._validate import settings_of  # noqa: E402
 from nas.netspec import NetworkSpec  # noqa: E402
 from nas.nn import build_network, get_preset  # noqa: E402
 from nas.search._pipeline import make_accuracy_fn  # noqa: E402
-from nas.search._run import SearchConfig, prepare, run_study, supernet_dir  # noqa: E402
+from nas.search import SearchConfig, prepare, run_study  # noqa: E402
+from nas.search._run import supernet_dir  # noqa: E402
 from nas.search._study import best_feasible_trial, feasible_trials  # noqa: E402
 from nas.space import Arch  # noqa: E402
 from nas.supernet import checkpoint_path, load_supernet, recalibrate_bn  # noqa: E402
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                                    sampler=sampler, run_dir=str(work / f"{sampler}-{budget:.2f}ms-s{seed}"), seed=seed)
                 inputs = prepare(cfg, splits=splits)
                 t0 = time.perf_counter()
-                study = run_study(inputs, cached_accuracy, progress=progress)
+                study = run_study(inputs, cached_accuracy, progress=progress, log=lambda _: None)
                 best = best_feasible_trial(study)
                 points = [(t.values[0], t.values[1]) for t in feasible_trials(study)]
                 runs.append({

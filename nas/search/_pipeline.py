@@ -97,7 +97,7 @@ def _ensure_supernet(
         if ckpt.epoch >= target:
             log(f"supernet: reusing {path} ({ckpt.epoch} epochs, trained at {describe_resolution(ckpt)[0]})")
             return supernet, ckpt, info
-        log(f"supernet: {path} has {ckpt.progress()} of {target} epochs; resuming its training")
+        log(f"supernet: {path} holds {ckpt.progress()} of {target}; resuming its training")
         resume = True
     else:
         log(f"supernet: none for ({space.name}, {inputs.splits.name}) yet; training one in {sdir} "

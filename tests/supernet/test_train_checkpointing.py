@@ -135,7 +135,7 @@ def test_mid_epoch_checkpoint_is_not_taken_for_a_finished_supernet(monkeypatch, 
     inputs = SimpleNamespace(cfg=search_cfg, space=space, splits=synthetic)
     logs = []
     _, done, info = ensure_supernet(inputs, progress=False, log=logs.append)
-    assert "has 1/2 epochs; resuming" in logs[0] and info["trained_now"]
+    assert "holds epoch 1 + 3 steps of epoch 2 of 2; resuming" in logs[0] and info["trained_now"]
     assert (done.epoch, done.step, [h["epoch"] for h in done.history]) == (2, 0, [1, 2])
 
 
