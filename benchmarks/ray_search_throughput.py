@@ -10,6 +10,9 @@ the cost of scoring a subnet is not).
 Reported per setting: wall-clock seconds of the whole ``run_study_ray`` call (Tune start-up and the
 workers loading the supernet and data included), trials/minute over that, and the steady-state
 rate between the first and the last completion. The headline is the ratio 2 workers / 1 worker.
+Where the time goes: the mean seconds a worker spends scoring one trial (``eval_seconds``, timed
+inside the Tune trial), the fraction of worker-seconds spent scoring, and the worker-seconds per
+trial spent on anything else (Tune scheduling, the driver's ask/record/tell, start-up).
 
 Usage (from the repository root)::
 
@@ -60,6 +63,45 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _score_alone(scorer: SupernetScorer, archs: list[str], threads: int, start_at: float, out) -> None:
+    """(In a child process.) Score ``archs`` with one torch thread; put the mean seconds per arch."""
+    import torch
+
+    from nas.space import Arch
+
+    torch.set_num_threads(threads)
+    accuracy = scorer()
+    while time.time() < start_at:  # start the processes of one round together
+        time.sleep(0.01)
+    begin = time.perf_counter()
+    for text in archs:
+        accuracy(Arch.from_json(text))
+    out.put((time.perf_counter() - begin) / len(archs))
+
+
+def scaling_ceiling(scorer: SupernetScorer, archs: list[str], workers: int) -> dict[str, float]:
+    """The same scoring without Ray or Optuna: one process alone, then ``workers`` processes at once.
+
+    The ratio ``workers * alone / together`` is what this machine allows any backend at best.
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    means = {}
+    for n in (1, workers):
+        queue = ctx.Queue()
+        start_at = time.time() + 15  # after every child has loaded the supernet and data
+        procs = [ctx.Process(target=_score_alone, args=(scorer, archs, 1, start_at, queue)) for _ in range(n)]
+        for proc in procs:
+            proc.start()
+        results = [queue.get() for _ in procs]
+        for proc in procs:
+            proc.join()
+        means[n] = sum(results) / len(results)
+    return {"seconds_per_arch_alone": round(means[1], 3), f"seconds_per_arch_{workers}_at_once": round(means[workers], 3),
+            "ceiling_ratio": round(workers * means[1] / means[workers], 2)}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="nas-bench-ray-"))
@@ -85,10 +127,21 @@ def main(argv: list[str] | None = None) -> int:
                 done = [t for t in study.get_trials(states=(TrialState.COMPLETE,)) if "duplicate_of" not in t.user_attrs]
                 ends = sorted(t.datetime_complete.timestamp() for t in done)
                 steady = (len(ends) - 1) / (ends[-1] - ends[0]) * 60 if len(ends) > 1 and ends[-1] > ends[0] else None
+                evals = [t.user_attrs["eval_seconds"] for t in done if "eval_seconds" in t.user_attrs]
+                # where the time goes: worker-seconds spent scoring vs the rest (Tune, driver, start-up)
+                busy = sum(evals) / (seconds * workers) if evals else None
                 rows.append({"workers": workers, "evaluated_trials": len(done), "seconds": round(seconds, 1),
                              "trials_per_minute": round(len(done) / seconds * 60, 1),
-                             "steady_trials_per_minute": round(steady, 1) if steady else None})
+                             "steady_trials_per_minute": round(steady, 1) if steady else None,
+                             "mean_eval_seconds": round(sum(evals) / len(evals), 3) if evals else None,
+                             "worker_busy_fraction": round(busy, 3) if busy is not None else None,
+                             "other_seconds_per_trial": round((seconds * workers - sum(evals)) / len(done), 3)
+                             if evals else None})
                 print(f"{workers} worker(s): {len(done)} trials in {seconds:.1f} s", file=sys.stderr)
+        space_ = load_space(args.space)
+        sample = [space_.sample(1000 + i).to_json(indent=None) for i in range(8)]
+        ceiling = scaling_ceiling(scorer, sample, max(args.workers))
+        print(f"no Ray, no Optuna: {ceiling}", file=sys.stderr)
         base = rows[0]
         for row in rows:
             row["ratio_vs_first"] = round(row["trials_per_minute"] / base["trials_per_minute"], 2)
@@ -100,15 +153,20 @@ def main(argv: list[str] | None = None) -> int:
                         "load_average_at_end": os.getloadavg()},
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "rows": rows,
+            "scaling_without_ray": ceiling,
         }
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + "\n")
-        print("| workers | trials | seconds | trials/min | ratio | steady trials/min | steady ratio |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
+        print("| workers | trials | seconds | trials/min | ratio | steady trials/min | steady ratio | "
+              "eval s/trial | workers busy | other worker-s/trial |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for r in rows:
             print(f"| {r['workers']} | {r['evaluated_trials']} | {r['seconds']} | {r['trials_per_minute']} | "
-                  f"{r['ratio_vs_first']} | {r['steady_trials_per_minute']} | {r.get('steady_ratio_vs_first')} |")
+                  f"{r['ratio_vs_first']} | {r['steady_trials_per_minute']} | {r.get('steady_ratio_vs_first')} | "
+                  f"{r['mean_eval_seconds']} | {r['worker_busy_fraction']} | {r['other_seconds_per_trial']} |")
+        print(f"Without Ray or Optuna, {max(args.workers)} processes scoring at once: {ceiling} "
+              f"(the most any backend can reach on this machine)")
         print(f"load average at the end: {report['machine']['load_average_at_end']}; written {out}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

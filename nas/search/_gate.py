@@ -144,15 +144,40 @@ def heartbeat_storage(url: str, *, heartbeat_seconds: float = DEFAULT_HEARTBEAT_
     try:
         with lock.held(), warnings.catch_warnings():  # the heartbeat API is flagged "experimental"
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
+            storage = optuna.storages.RDBStorage(
                 url,
                 heartbeat_interval=max(1, round(heartbeat_seconds)),
                 grace_period=max(3, round(3 * heartbeat_seconds)),
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
                 **kwargs,
             )
+            if sqlite_path(url) is not None:
+                _fast_sqlite(storage)
+            return storage
     finally:
         lock.close()
+
+
+def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:
+    """Write-ahead logging with ``synchronous=NORMAL`` on every connection of a SQLite storage.
+
+    Optuna writes each parameter and attribute of a trial in a transaction of its own (about 70
+    per trial here); with SQLite's defaults each commit waits for an fsync of the rollback journal
+    and the database (about 2 ms here), which made the driver of a Ray search spend ~0.5 s per
+    trial. In WAL mode a commit appends to the log and fsyncs only at checkpoints; a killed process
+    loses nothing that was committed (only a power cut may lose the last transactions), and
+    readers no longer block the writer of another process.
+    """
+    import sqlalchemy
+
+    def on_connect(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    sqlalchemy.event.listen(storage.engine, "connect", on_connect)
+    storage.engine.dispose()  # connections made while Optuna created its tables reconnect with it
 
 
 class Heartbeat:

@@ -236,6 +236,8 @@ class ArchSearcher(Searcher):
             trial.set_user_attr("accuracy", accuracy)
             if result.get("worker"):
                 trial.set_user_attr("worker", str(result["worker"]))
+            if result.get("eval_seconds") is not None:
+                trial.set_user_attr("eval_seconds", round(float(result["eval_seconds"]), 4))
             frozen = self.study.tell(trial, (accuracy, latency))
         self._told(frozen)
 
