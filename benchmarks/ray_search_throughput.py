@@ -41,7 +41,8 @@ from optuna.trial import TrialState  # noqa: E402
 
 from nas.data import load_data  # noqa: E402
 from nas.distributed import ray_cluster  # noqa: E402
-from nas.search._ray_backend import SupernetScorer, run_study_ray  # noqa: E402
+from nas.search import SupernetScorer  # noqa: E402
+from nas.search._ray_backend import run_study_ray  # noqa: E402
 from nas.search._run import SearchConfig, prepare  # noqa: E402
 from nas.space import load_space  # noqa: E402
 from nas.supernet import checkpoint_path  # noqa: E402

@@ -8,6 +8,7 @@ from nas.search._objective import Objective, suggest_arch
 from nas.search._params import arch_to_params
 from nas.search._run import BudgetError, SearchConfig, SearchInputs, StorageError, prepare
 from nas.search._runner import open_search_study, run_study
+from nas.search._scoring import SupernetScorer, make_accuracy_fn
 from nas.search._study import (
     CONSTRAINT_NAME,
     OBJECTIVE_NAMES,
@@ -29,11 +30,13 @@ __all__ = [
     "SearchConfig",
     "SearchInputs",
     "StorageError",
+    "SupernetScorer",
     "arch_to_params",
     "best_feasible_trial",
     "constraint_values",
     "dashboard_command",
     "feasible_trials",
+    "make_accuracy_fn",
     "make_sampler",
     "open_search_study",
     "open_study",

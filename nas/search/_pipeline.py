@@ -21,11 +21,12 @@ from nas.search._plots import write_pareto_plots
 from nas.search._report import write_report, write_result
 from nas.search._run import SearchConfig, SearchInputs, prepare, supernet_dir
 from nas.search._runner import run_study
+from nas.search._scoring import SupernetScorer, make_accuracy_fn
 from nas.search._study import best_feasible_trial, dashboard_command, feasible_trials
 from nas.space import Arch
 from nas.supernet import Checkpoint, Supernet, calibrated_subnet, checkpoint_path, load_supernet
 
-__all__ = ["run_pipeline", "ensure_supernet", "supernet_lock", "make_accuracy_fn", "finalize"]
+__all__ = ["run_pipeline", "ensure_supernet", "supernet_lock", "finalize"]
 
 #: Supernet recipe overrides for ``--smoke`` (minutes on 2 CPU cores, not a useful supernet).
 SMOKE_TRAIN = {"subset": 1024, "batch_size": 64, "val_subset": 256, "calib_images": 256, "epochs": 1, "n_random": 1}
@@ -108,27 +109,6 @@ def _ensure_supernet(
     info.update(trained_now=True, train_seconds=round(time.perf_counter() - start, 1))
     supernet, ckpt = load_supernet(path, space=space, num_classes=inputs.splits.num_classes)
     return supernet, ckpt, info
-
-
-def make_accuracy_fn(
-    supernet: Supernet, ckpt: Checkpoint, splits: DataSplits, *, calib_images: int, val_limit: int | None, seed: int
-) -> Callable[[Arch], float]:
-    """Validation top-1 (%) of a subnet with inherited weights, BN recalibrated first.
-
-    The calibration images are drawn once per evaluation resolution and shared by every subnet.
-    """
-    cache: dict[int, list] = {}
-
-    def accuracy(arch: Arch) -> float:
-        res = eval_resolution(ckpt, arch)
-        if res not in cache:
-            cache[res] = calibration_batches(splits, images=calib_images, resolution=res, seed=seed,
-                                             channels_last=True)
-        score = evaluate_arch(supernet, arch, splits, resolution=res, limit=val_limit, calib_batches=cache[res],
-                              channels_last=True)
-        return score.top1
-
-    return accuracy
 
 
 def _measured_latency(inputs: SearchInputs, onnx_path: Path, resolution: int) -> float | None:
@@ -267,7 +247,7 @@ def run_pipeline(
     log(f"resolutions: accuracy measured at {how}; latency predicted at each arch's deployment resolution "
         f"({min(sides)}-{max(sides)} px)" + ("; accuracy is a proxy" if any(s != r for r, s in sides.items()) else ""))
     if cfg.backend == "ray":  # the only branch: same study, storage and outputs as the local backend
-        from nas.search._ray_backend import SupernetScorer, run_study_ray
+        from nas.search._ray_backend import run_study_ray
 
         scorer = SupernetScorer.from_file(ckpt.path, inputs.splits, calib_images=cfg.calib_images,
                                           val_limit=cfg.val_limit, seed=cfg.seed)

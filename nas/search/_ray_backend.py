@@ -22,16 +22,13 @@ process builds its accuracy function once and reuses it for every trial it runs.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
-from nas.data import DataSplits
 from nas.distributed import ray_cluster  # first: sets Ray's environment defaults before ray is imported
 from nas.search._gate import Heartbeat, ask, mark_not_scored
 from nas.search._objective import record_arch, suggest_arch
@@ -40,46 +37,13 @@ from nas.search._runner import SearchProgress, StudyRef, StudySession, latency_f
 from nas.space import Arch, SearchSpace
 from ray.tune.search import Searcher
 
-__all__ = ["SupernetScorer", "ArchSearcher", "run_study_ray", "SPARE_TRIALS"]
+__all__ = ["ArchSearcher", "run_study_ray", "SPARE_TRIALS"]
 
 #: Tune trials allowed beyond the target to replace failed ones (as the local backend's ``+ 5``).
 SPARE_TRIALS = 5
 
 #: Per worker process: scorer key -> accuracy function (supernet and data are loaded once).
 _WORKER_CACHE: dict[str, Callable[[Arch], float]] = {}
-
-
-@dataclass(frozen=True)
-class SupernetScorer:
-    """What a worker needs to score archs: the checkpoint file's bytes and the data.
-
-    Bytes, not a path, so that workers on other nodes need no shared file system.
-    """
-
-    checkpoint: bytes
-    splits: DataSplits
-    calib_images: int
-    val_limit: int | None
-    seed: int
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike, splits: DataSplits, *, calib_images: int, val_limit: int | None,
-                  seed: int) -> SupernetScorer:
-        with open(path, "rb") as f:
-            blob = f.read()
-        return cls(blob, splits, calib_images, val_limit, seed)
-
-    def __call__(self) -> Callable[[Arch], float]:
-        from nas.search._pipeline import make_accuracy_fn
-        from nas.supernet import load_supernet
-
-        with tempfile.TemporaryDirectory(prefix="nas-ckpt-") as tmp:
-            path = os.path.join(tmp, "supernet.pt")
-            with open(path, "wb") as f:
-                f.write(self.checkpoint)
-            supernet, ckpt = load_supernet(path, num_classes=self.splits.num_classes)
-        return make_accuracy_fn(supernet, ckpt, self.splits, calib_images=self.calib_images,
-                                val_limit=self.val_limit, seed=self.seed)
 
 
 def _worker_accuracy(key: str, scorer_ref: Any) -> Callable[[Arch], float]:

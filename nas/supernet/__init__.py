@@ -19,9 +19,8 @@ from nas.supernet._elastic import (
     ElasticLinear,
     ElasticSqueezeExcite,
 )
-from nas.supernet._extract import extract
-from nas.supernet._reorder import importance_order, reorder_channels
-from nas.supernet._supernet import ElasticBlock, ElasticConvBN, Supernet, max_specs
+from nas.supernet._reorder import importance_order
+from nas.supernet._supernet import ElasticBlock, ElasticConvBN, Supernet, extract, max_specs, reorder_channels
 
 __all__ = [
     "CHECKPOINT_NAME",

@@ -216,6 +216,17 @@ class ElasticBatchNorm2d(nn.Module):
             self.running_var.fill_(1.0)
             self.num_batches_tracked.zero_()
 
+    @torch.no_grad()
+    def copy_into(self, dst: nn.BatchNorm2d) -> None:
+        """Copy the first ``dst.num_features`` channels (affine parameters and statistics) into ``dst``."""
+        c = dst.num_features
+        dst.weight.copy_(self.weight[:c])
+        dst.bias.copy_(self.bias[:c])
+        dst.running_mean.copy_(self.running_mean[:c])
+        dst.running_var.copy_(self.running_var[:c])
+        dst.num_batches_tracked.copy_(self.num_batches_tracked)
+        dst.eps, dst.momentum = self.eps, self.momentum
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1]
         full = c == self.weight.shape[0]

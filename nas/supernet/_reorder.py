@@ -15,15 +15,10 @@ block's input channels, whose order the previous block fixes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from nas.supernet._supernet import ElasticBlock, Supernet
-
-__all__ = ["reorder_channels", "importance_order"]
+__all__ = ["importance_order", "permute_"]
 
 
 def importance_order(weight: torch.Tensor, dim: int) -> torch.Tensor:
@@ -33,44 +28,10 @@ def importance_order(weight: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.sort(norm, descending=True, stable=True).indices
 
 
-def _permute(t: torch.Tensor, dim: int, order: torch.Tensor, optimizer: torch.optim.Optimizer | None) -> None:
+def permute_(t: torch.Tensor, dim: int, order: torch.Tensor, optimizer: torch.optim.Optimizer | None) -> None:
     """Permute ``t`` along ``dim`` in place, and the optimizer's same-shaped state of ``t`` with it."""
     t.copy_(t.index_select(dim, order.to(t.device)))
     if optimizer is not None and isinstance(t, nn.Parameter):
         for value in optimizer.state.get(t, {}).values():
             if isinstance(value, torch.Tensor) and value.shape == t.shape:
                 value.copy_(value.index_select(dim, order.to(value.device)))
-
-
-def _reorder_block(block: ElasticBlock, optimizer: torch.optim.Optimizer | None) -> None:
-    def permute(t: torch.Tensor, dim: int, order: torch.Tensor) -> None:
-        _permute(t, dim, order, optimizer)
-
-    mid = importance_order(block.project.conv.weight, 1)
-    permute(block.expand.conv.weight, 0, mid)
-    permute(block.depthwise.conv.weight, 0, mid)
-    for bn in (block.expand.bn, block.depthwise.bn):
-        for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var):
-            permute(t, 0, mid)
-    if block.se is not None:
-        permute(block.se.reduce.weight, 1, mid)
-        permute(block.se.expand.weight, 0, mid)
-        permute(block.se.expand.bias, 0, mid)
-        hidden = importance_order(block.se.expand.weight, 1)
-        permute(block.se.reduce.weight, 0, hidden)
-        permute(block.se.reduce.bias, 0, hidden)
-        permute(block.se.expand.weight, 1, hidden)
-    permute(block.project.conv.weight, 1, mid)
-
-
-@torch.no_grad()
-def reorder_channels(supernet: Supernet, optimizer: torch.optim.Optimizer | None = None) -> int:
-    """Sort every re-orderable block's mid channels (and SE hidden units) by importance, in place.
-
-    Pass the training ``optimizer`` so that its per-parameter state (momentum) is permuted with
-    the weights. Returns the number of blocks re-ordered.
-    """
-    blocks = [block for stage in supernet.stages for block in stage if block.always_expands]
-    for block in blocks:
-        _reorder_block(block, optimizer)
-    return len(blocks)

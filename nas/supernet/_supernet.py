@@ -13,6 +13,7 @@ from torch import nn
 
 from nas.errors import ArchError
 from nas.netspec import BlockSpec, NetworkSpec
+from nas.nn import MobileNet, build_network
 from nas.space import Arch, BlockArch, SearchSpace
 from nas.supernet._elastic import (
     ElasticBatchNorm2d,
@@ -22,9 +23,9 @@ from nas.supernet._elastic import (
     ElasticSqueezeExcite,
     activation,
 )
-from nas.supernet._reorder import reorder_channels
+from nas.supernet._reorder import importance_order, permute_
 
-__all__ = ["Supernet", "ElasticConvBN", "ElasticBlock", "max_specs"]
+__all__ = ["Supernet", "ElasticConvBN", "ElasticBlock", "max_specs", "extract", "reorder_channels"]
 
 _SPEC_CACHE_SIZE = 4096
 
@@ -39,6 +40,13 @@ class ElasticConvBN(nn.Module):
 
     def forward(self, x: torch.Tensor, out_channels: int, act: str | None) -> torch.Tensor:
         return activation(self.bn(self.conv(x, out_channels)), act, inplace=True)
+
+    @torch.no_grad()
+    def copy_into(self, dst: nn.Sequential) -> None:
+        """Copy the active slice into a static ``ConvBNAct`` (conv, BN[, act])."""
+        conv, bn = dst[0], dst[1]
+        conv.weight.copy_(self.conv.active_weight(conv.in_channels, conv.out_channels))
+        self.bn.copy_into(bn)
 
 
 class ElasticDepthwiseBN(nn.Module):
@@ -97,6 +105,48 @@ class ElasticBlock(nn.Module):
             out = self.se(out, spec.se_channels)
         out = self.project(out, spec.out_channels, None)
         return out + x if spec.residual else out
+
+    @torch.no_grad()
+    def copy_into(self, dst: nn.Module) -> None:
+        """Copy the weights of ``dst.spec``'s slice (transformed kernels, BN statistics) into the
+        static block ``dst`` (extraction)."""
+        spec = dst.spec
+        if spec.has_expand:
+            self.expand.copy_into(dst.expand)
+        dst.depthwise[0].weight.copy_(self.depthwise.conv.active_weight(spec.mid_channels, spec.kernel))
+        self.depthwise.bn.copy_into(dst.depthwise[1])
+        if spec.has_se:
+            w, b = self.se.reduce.active(spec.mid_channels, spec.se_channels)
+            dst.se.reduce.weight.copy_(w)
+            dst.se.reduce.bias.copy_(b)
+            w, b = self.se.expand.active(spec.se_channels, spec.mid_channels)
+            dst.se.expand.weight.copy_(w)
+            dst.se.expand.bias.copy_(b)
+        self.project.copy_into(dst.project)
+
+    @torch.no_grad()
+    def reorder(self, optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Sort the mid channels (and SE hidden units) by importance, with the optimizer's state
+        (see :mod:`nas.supernet._reorder`). Only for blocks that always expand."""
+
+        def permute(t: torch.Tensor, dim: int, order: torch.Tensor) -> None:
+            permute_(t, dim, order, optimizer)
+
+        mid = importance_order(self.project.conv.weight, 1)
+        permute(self.expand.conv.weight, 0, mid)
+        permute(self.depthwise.conv.weight, 0, mid)
+        for bn in (self.expand.bn, self.depthwise.bn):
+            for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var):
+                permute(t, 0, mid)
+        if self.se is not None:
+            permute(self.se.reduce.weight, 1, mid)
+            permute(self.se.expand.weight, 0, mid)
+            permute(self.se.expand.bias, 0, mid)
+            hidden = importance_order(self.se.expand.weight, 1)
+            permute(self.se.reduce.weight, 0, hidden)
+            permute(self.se.reduce.bias, 0, hidden)
+            permute(self.se.expand.weight, 1, hidden)
+        permute(self.project.conv.weight, 1, mid)
 
 
 def max_specs(space: SearchSpace, num_classes: int) -> list[NetworkSpec]:
@@ -239,12 +289,50 @@ class Supernet(nn.Module):
         x = F.dropout(x, self.dropout, self.training)
         return self.fc(x, self.num_classes)
 
+    @torch.no_grad()
     def reorder_channels(self, optimizer: torch.optim.Optimizer | None = None) -> int:
-        """Most important mid channels first (see :func:`nas.supernet.reorder_channels`)."""
-        return reorder_channels(self, optimizer)
+        """Sort every re-orderable block's mid channels (and SE hidden units) by importance, in place.
 
-    def extract(self, arch: Arch):
-        """The static network of ``arch`` with this supernet's weights (see :func:`extract`)."""
-        from nas.supernet._extract import extract
+        Pass the training ``optimizer`` so that its per-parameter state (momentum) is permuted with
+        the weights. Returns the number of blocks re-ordered.
+        """
+        blocks = [block for stage in self.stages for block in stage if block.always_expands]
+        for block in blocks:
+            block.reorder(optimizer)
+        return len(blocks)
 
-        return extract(self, arch)
+    @torch.no_grad()
+    def extract(self, arch: Arch) -> MobileNet:
+        """The static network of ``arch`` (from :func:`nas.nn.build_network`) with this supernet's
+        sliced weights, transformed kernels and BatchNorm statistics copied in.
+
+        The result is independent of the supernet (copies, not views), on the supernet's device and
+        dtype, and in the supernet's train/eval mode. In eval mode its output equals ``self(x, arch)``.
+        """
+        spec = self.resolve(arch)
+        ref = next(self.parameters())
+        net = build_network(spec).to(device=ref.device, dtype=ref.dtype)
+        self.stem.copy_into(net.stem)
+        for dst, src in zip(net.blocks, self.blocks_of(arch)):
+            src.copy_into(dst)
+        self.final_conv.copy_into(net.final_conv)
+        head = spec.head
+        if head.classifier_channels:
+            w, b = self.hidden.active(head.final_channels, head.classifier_channels)
+            net.classifier.hidden[0].weight.copy_(w)
+            net.classifier.hidden[0].bias.copy_(b)
+        fc_in = head.classifier_channels or head.final_channels
+        w, b = self.fc.active(fc_in, spec.num_classes)
+        net.classifier.fc.weight.copy_(w)
+        net.classifier.fc.bias.copy_(b)
+        return net.train(self.training)
+
+
+def extract(supernet: Supernet, arch: Arch) -> MobileNet:
+    """The static network of ``arch`` with the supernet's weights (:meth:`Supernet.extract`)."""
+    return supernet.extract(arch)
+
+
+def reorder_channels(supernet: Supernet, optimizer: torch.optim.Optimizer | None = None) -> int:
+    """Channel-importance re-ordering of every re-orderable block (:meth:`Supernet.reorder_channels`)."""
+    return supernet.reorder_channels(optimizer)

@@ -2,24 +2,22 @@
 exact resume) and static networks (stand-alone baselines, fine-tuning).
 
 The algorithm is described in :mod:`nas.train._supernet_training`, the recipe in
-:class:`TrainConfig`, the command line (``python -m nas.train``) in :mod:`nas.train._cli`;
+:class:`TrainConfig`, the command line (``python -m nas.train``) in :mod:`nas.train._cli` (not imported by this package);
 user docs: ``docs/supernet.md``.
 """
 
-from nas.train._cli import SMOKE, main
 from nas.train._config import RESOLUTION_SAMPLING, TrainConfig
 from nas.train._optim import lr_at, soft_cross_entropy
 from nas.train._static import train_static
-from nas.train._supernet_training import TrainingDivergedError, TrainResult, prepare_run, train_supernet
+from nas.train._supernet_training import TrainingDivergedError, TrainResult, WorkerShare, prepare_run, train_supernet
 
 __all__ = [
     "RESOLUTION_SAMPLING",
-    "SMOKE",
     "TrainConfig",
     "TrainResult",
     "TrainingDivergedError",
+    "WorkerShare",
     "lr_at",
-    "main",
     "prepare_run",
     "soft_cross_entropy",
     "train_static",

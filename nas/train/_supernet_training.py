@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -44,8 +44,24 @@ from nas.supernet._checkpoint import write_atomically
 from nas.train._config import TrainConfig
 from nas.train._optim import amp_settings, lr_at, param_groups, pick_device, soft_cross_entropy
 
-if TYPE_CHECKING:
-    from nas.distributed import DataParallel
+
+
+class WorkerShare(Protocol):
+    """This process's part of a data-parallel run (``nas.distributed.DataParallel`` implements it):
+    every worker draws the same subnets and trains on its slice of each global batch."""
+
+    world_size: int
+    is_writer: bool
+
+    def check_batch_size(self, batch_size: int) -> None: ...
+
+    def broadcast_parameters(self, module: torch.nn.Module) -> None: ...
+
+    def shard(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def mean(self, value: float) -> float: ...
+
+    def average_gradients(self, module: torch.nn.Module) -> None: ...
 
 __all__ = ["TrainResult", "TrainingDivergedError", "train_supernet", "prepare_run"]
 
@@ -117,7 +133,7 @@ def train_supernet(
     progress: bool = True,
     splits: DataSplits | None = None,
     stop_after_epoch: int | None = None,
-    parallel: DataParallel | None = None,
+    parallel: WorkerShare | None = None,
 ) -> TrainResult:
     """Train (or resume training) a supernet; checkpoint to ``run_dir/supernet.pt`` after every epoch
     and, inside an epoch, every ``cfg.checkpoint_minutes``.

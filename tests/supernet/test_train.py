@@ -11,7 +11,8 @@ import torch
 
 from nas.data import DataSplits, ImageData, load_data
 from nas.supernet import CheckpointError, load_checkpoint
-from nas.train import TrainConfig, lr_at, main, soft_cross_entropy, train_supernet
+from nas.train import TrainConfig, lr_at, soft_cross_entropy, train_supernet
+from nas.train._cli import main
 
 
 def _cfg(space_path, **kw):

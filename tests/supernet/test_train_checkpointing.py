@@ -16,7 +16,8 @@ import torch
 
 import nas.train._supernet_training as training
 from nas.supernet import load_checkpoint, load_supernet
-from nas.train import TrainConfig, main, train_supernet
+from nas.train import TrainConfig, train_supernet
+from nas.train._cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 EVERY_STEP = 1e-9  # checkpoint_minutes: a mid-epoch checkpoint after every optimizer step

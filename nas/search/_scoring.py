@@ -1,0 +1,72 @@
+"""Scoring a candidate: validation top-1 of a subnet with inherited supernet weights, BN recalibrated.
+
+Both backends score through here: the local runner calls :func:`make_accuracy_fn` directly, and
+Ray workers build it from a :class:`SupernetScorer` (the checkpoint's bytes and the data), once
+per worker process.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from nas.data import DataSplits
+from nas.evaluate import calibration_batches, eval_resolution, evaluate_arch
+from nas.space import Arch
+from nas.supernet import Checkpoint, Supernet, load_supernet
+
+__all__ = ["make_accuracy_fn", "SupernetScorer"]
+
+
+def make_accuracy_fn(
+    supernet: Supernet, ckpt: Checkpoint, splits: DataSplits, *, calib_images: int, val_limit: int | None, seed: int
+) -> Callable[[Arch], float]:
+    """Validation top-1 (%) of a subnet with inherited weights, BN recalibrated first.
+
+    The calibration images are drawn once per evaluation resolution and shared by every subnet.
+    """
+    cache: dict[int, list] = {}
+
+    def accuracy(arch: Arch) -> float:
+        res = eval_resolution(ckpt, arch)
+        if res not in cache:
+            cache[res] = calibration_batches(splits, images=calib_images, resolution=res, seed=seed,
+                                             channels_last=True)
+        score = evaluate_arch(supernet, arch, splits, resolution=res, limit=val_limit, calib_batches=cache[res],
+                              channels_last=True)
+        return score.top1
+
+    return accuracy
+
+
+
+@dataclass(frozen=True)
+class SupernetScorer:
+    """What a worker needs to score archs: the checkpoint file's bytes and the data.
+
+    Bytes, not a path, so that workers on other nodes need no shared file system.
+    """
+
+    checkpoint: bytes
+    splits: DataSplits
+    calib_images: int
+    val_limit: int | None
+    seed: int
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, splits: DataSplits, *, calib_images: int, val_limit: int | None,
+                  seed: int) -> SupernetScorer:
+        with open(path, "rb") as f:
+            blob = f.read()
+        return cls(blob, splits, calib_images, val_limit, seed)
+
+    def __call__(self) -> Callable[[Arch], float]:
+        with tempfile.TemporaryDirectory(prefix="nas-ckpt-") as tmp:
+            path = os.path.join(tmp, "supernet.pt")
+            with open(path, "wb") as f:
+                f.write(self.checkpoint)
+            supernet, ckpt = load_supernet(path, num_classes=self.splits.num_classes)
+        return make_accuracy_fn(supernet, ckpt, self.splits, calib_images=self.calib_images,
+                                val_limit=self.val_limit, seed=self.seed)
