@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
+import sysconfig
 from importlib import metadata
 from pathlib import Path
 
@@ -37,7 +38,13 @@ def read_lock(path: Path = LOCK) -> dict[str, str]:
 
 
 def installed() -> dict[str, str]:
-    return {canonical(d.metadata["Name"]): d.version for d in metadata.distributions() if d.metadata["Name"]}
+    """Distributions installed in this environment's site-packages.
+
+    Only there, not everything on ``sys.path``: Ray puts its vendored copies of psutil and
+    colorama (``ray/thirdparty_files``) on ``sys.path`` once it is imported.
+    """
+    paths = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    return {canonical(d.metadata["Name"]): d.version for d in metadata.distributions(path=paths) if d.metadata["Name"]}
 
 
 def differences(lock: dict[str, str], have: dict[str, str]) -> list[str]:

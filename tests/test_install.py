@@ -55,3 +55,12 @@ def test_lock_has_only_exact_pins_and_the_cpu_build_of_torch():
 def test_pip_check_is_clean():
     proc = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_vendored_copies_on_sys_path_do_not_count(tmp_path, monkeypatch):
+    """Ray puts ray/thirdparty_files (psutil, colorama) on sys.path; they are not installed packages."""
+    vendored = tmp_path / "thirdparty_files" / "psutil-7.2.2.dist-info"
+    vendored.mkdir(parents=True)
+    (vendored / "METADATA").write_text("Metadata-Version: 2.1\nName: psutil\nVersion: 7.2.2\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "thirdparty_files"))
+    assert "psutil" not in _lock_check().installed()
