@@ -8,11 +8,35 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.cost import network_cost
+from nas.cost import NetworkCost, layer_cost
+from nas.netspec import NetworkSpec
 from nas.search._study import CONSTRAINT_NAME
+from nas.shapes import LayerSpec, walk
 from nas.space import Arch, BlockArch, SearchSpace
 
-__all__ = ["suggest_arch", "record_arch", "previous_trial", "Objective", "ArchScore"]
+__all__ = ["Candidate", "suggest_arch", "record_arch", "previous_trial", "Objective"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One arch of a trial, resolved once: its network spec and the shape walker's layers.
+
+    Cost and predicted latency both read ``layers``, so a trial resolves and walks its arch once.
+    """
+
+    arch: Arch
+    spec: NetworkSpec
+    layers: tuple[LayerSpec, ...]
+
+    @classmethod
+    def resolve(cls, space: SearchSpace, arch: Arch, num_classes: int) -> Candidate:
+        spec = space.resolve(arch, num_classes)
+        return cls(arch, spec, tuple(walk(spec)))
+
+    @property
+    def cost(self) -> NetworkCost:
+        spec = self.spec
+        return NetworkCost(spec.name, spec.resolution, spec.num_classes, tuple(layer_cost(l) for l in self.layers))
 
 
 def _choose(trial: optuna.Trial, name: str, choices: tuple):
@@ -47,33 +71,29 @@ def suggest_arch(trial: optuna.Trial, space: SearchSpace) -> Arch:
     return Arch(space.name, resolution, width, tuple(stages))
 
 
-@dataclass(frozen=True)
-class ArchScore:
-    accuracy: float
-    latency_ms: float
-
-
 def record_arch(
     trial: optuna.Trial,
     arch: Arch,
     *,
     space: SearchSpace,
     budget_ms: float,
-    latency_ms: Callable[[Arch], float],
+    latency_ms: Callable[[Candidate], float],
     num_classes: int,
 ) -> float:
     """Store everything known before scoring ``arch`` on its trial; return its predicted latency.
 
     User attrs ``arch``, ``arch_json``, ``budget_ms``, ``params``, ``madds``, ``latency_ms``, and the
     budget constraint ``latency - budget`` (<= 0: feasible). Every backend records trials through
-    this function, so the storage looks the same whichever one ran them.
+    this function, so the storage looks the same whichever one ran them. The arch is resolved
+    once (:class:`Candidate`); ``latency_ms`` and the cost model read the same layers.
     """
-    latency = float(latency_ms(arch))
+    candidate = Candidate.resolve(space, arch, num_classes)
+    latency = float(latency_ms(candidate))
     trial.set_user_attr("arch", arch.to_string())
     trial.set_user_attr("arch_json", arch.to_json(indent=None))
     trial.set_constraint(CONSTRAINT_NAME, latency - budget_ms)
     trial.set_user_attr("budget_ms", budget_ms)
-    cost = network_cost(space.resolve(arch, num_classes))
+    cost = candidate.cost
     trial.set_user_attr("params", cost.params)
     trial.set_user_attr("madds", cost.madds)
     trial.set_user_attr("latency_ms", latency)
@@ -99,7 +119,7 @@ class Objective:
     Args:
         space: the search space.
         budget_ms: latency budget; ``latency - budget`` is the trial's constraint (<= 0: feasible).
-        latency_ms: predicted latency of an arch on the target device (at its deploy resolution).
+        latency_ms: predicted latency of a :class:`Candidate` on the target device (at its deploy resolution).
         accuracy: validation accuracy of an arch (inherited supernet weights, BN recalibrated).
         num_classes: for params/MAdds of the deployed network.
     """
@@ -108,7 +128,7 @@ class Objective:
         self,
         space: SearchSpace,
         budget_ms: float,
-        latency_ms: Callable[[Arch], float],
+        latency_ms: Callable[[Candidate], float],
         accuracy: Callable[[Arch], float],
         num_classes: int,
     ) -> None:

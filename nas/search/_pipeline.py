@@ -24,7 +24,7 @@ from nas.search._runner import run_study
 from nas.search._scoring import SupernetScorer, make_accuracy_fn
 from nas.search._study import best_feasible_trial, dashboard_command, feasible_trials
 from nas.space import Arch
-from nas.supernet import Checkpoint, Supernet, calibrated_subnet, checkpoint_path, load_supernet
+from nas.supernet import Checkpoint, Supernet, calibrated_subnet, checkpoint_path, load_checkpoint, load_supernet
 
 __all__ = ["run_pipeline", "ensure_supernet", "supernet_lock", "finalize"]
 
@@ -105,10 +105,12 @@ def _ensure_supernet(
             f"with the default recipe ({tcfg.epochs} epochs at {tcfg.resolution or 'arch'} px)")
     start = time.perf_counter()
     given = set(overrides) if resume else None
-    train_supernet(tcfg, sdir, resume=resume, given=given, progress=progress, splits=inputs.splits)
+    trained = train_supernet(tcfg, sdir, resume=resume, given=given, progress=progress, splits=inputs.splits)
     info.update(trained_now=True, train_seconds=round(time.perf_counter() - start, 1))
-    supernet, ckpt = load_supernet(path, space=space, num_classes=inputs.splits.num_classes)
-    return supernet, ckpt, info
+    # the trained supernet itself, not a copy rebuilt from the file; the file gives its metadata
+    ckpt = load_checkpoint(trained.checkpoint)
+    ckpt.check_compatible(space, inputs.splits.num_classes)
+    return trained.supernet.eval(), ckpt, info
 
 
 def _measured_latency(inputs: SearchInputs, onnx_path: Path, resolution: int) -> float | None:

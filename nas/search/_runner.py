@@ -14,9 +14,8 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.latency import predict_latency
 from nas.search._gate import Heartbeat, StudyLock, TrialGate, ask, heartbeat_storage
-from nas.search._objective import record_arch, suggest_arch
+from nas.search._objective import Candidate, record_arch, suggest_arch
 from nas.search._params import arch_to_params
 from nas.search._run import SearchInputs
 from nas.search._seeds import feasible_seeds
@@ -30,11 +29,13 @@ __all__ = ["StudyRef", "StudySession", "open_search_study", "latency_fn", "sampl
 MAX_DUPLICATES_IN_A_ROW = 100
 
 
-def latency_fn(inputs: SearchInputs) -> Callable[[Arch], float]:
-    """Predicted latency (ms) of an arch on the run's device, at its deployment resolution."""
+def latency_fn(inputs: SearchInputs) -> Callable[[Arch | Candidate], float]:
+    """Predicted latency (ms) on the run's device, at the deployment resolution, of a resolved
+    :class:`Candidate` (its layers) or of an arch (resolved here)."""
 
-    def latency(arch: Arch) -> float:
-        return predict_latency(inputs.table, arch, space=inputs.space, num_classes=inputs.splits.num_classes)
+    def latency(x: Arch | Candidate) -> float:
+        candidate = x if isinstance(x, Candidate) else Candidate.resolve(inputs.space, x, inputs.splits.num_classes)
+        return inputs.table.predict_layers(list(candidate.layers))
 
     return latency
 

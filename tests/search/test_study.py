@@ -17,8 +17,9 @@ from nas.search._study import (
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _latency(arch) -> float:
-    # monotone in size: deeper/wider/bigger kernels cost more
+def _latency(candidate) -> float:
+    # monotone in size: deeper/wider/bigger kernels cost more (the objective passes a resolved Candidate)
+    arch = getattr(candidate, "arch", candidate)
     return arch.resolution / 4 + sum(b.kernel + b.expand + 2 * b.se for b in arch.blocks)
 
 
@@ -144,3 +145,25 @@ def test_nsga2_breeds_its_second_generation_from_enqueued_seeds():
     # children of all-ones parents stay near 30 (a mutation or two); random members average 45
     children = [t.values[0] for t in study.trials[pop:]]
     assert max(children) <= 36, children
+
+
+def test_a_trial_resolves_its_arch_once(tiny_space, monkeypatch):
+    """Cost and predicted latency read one resolved Candidate (the review counted three resolves)."""
+    from nas.search._objective import Candidate, record_arch
+
+    calls = []
+    real = type(tiny_space).resolve
+
+    def counting(self, *args, **kwargs):
+        calls.append(args)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(tiny_space), "resolve", counting)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    trial = study.ask()
+    seen = []
+    latency = record_arch(trial, tiny_space.largest(), space=tiny_space, budget_ms=10.0,
+                          latency_ms=lambda c: seen.append(c) or 1.5, num_classes=10)
+    assert latency == 1.5 and len(calls) == 1
+    assert isinstance(seen[0], Candidate) and seen[0].arch == tiny_space.largest()
+    assert trial.user_attrs["madds"] == seen[0].cost.madds > 0
