@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from nas.activations import ACTIVATIONS
+
 __all__ = [
     "ACTIVATIONS",
     "StemSpec",
@@ -22,9 +24,6 @@ __all__ = [
     "make_divisible",
 ]
 
-#: Activation names understood by the builder. ``relu6`` is MobileNetV2's; the search spaces use
-#: ``relu`` and ``hswish`` as MobileNetV3 does.
-ACTIVATIONS = ("relu", "relu6", "hswish")
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:

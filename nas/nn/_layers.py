@@ -5,20 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nas.activations import make_activation
 from nas.netspec import BlockSpec
 
 __all__ = ["make_activation", "ConvBNAct", "SqueezeExcite", "InvertedResidual"]
-
-
-def make_activation(name: str) -> nn.Module:
-    """``relu``, ``relu6`` or ``hswish`` (h-swish(x) = x * ReLU6(x + 3) / 6)."""
-    if name == "relu":
-        return nn.ReLU(inplace=True)
-    if name == "relu6":
-        return nn.ReLU6(inplace=True)
-    if name == "hswish":
-        return nn.Hardswish(inplace=True)
-    raise ValueError(f"activation must be one of relu, relu6, hswish; got {name!r}")
 
 
 class ConvBNAct(nn.Sequential):

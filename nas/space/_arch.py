@@ -7,13 +7,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from nas.activations import CODE_ACTIVATIONS, TOKEN_CODES
 from nas.errors import ArchError
 
 __all__ = ["BlockArch", "Arch"]
 
-_ACT_CODES = {"relu": "r", "hswish": "h"}
-_CODE_ACTS = {v: k for k, v in _ACT_CODES.items()}
-_BLOCK_RE = re.compile(r"^k(\d+)e(\d+(?:\.\d+)?)(s?)([rh])$")
+_ACT_CODES = TOKEN_CODES
+_CODE_ACTS = CODE_ACTIVATIONS
+_BLOCK_RE = re.compile(r"^k(\d+)e(\d+(?:\.\d+)?)(s?)([" + "".join(CODE_ACTIVATIONS) + r"])$")
 
 
 @dataclass(frozen=True)

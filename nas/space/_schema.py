@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, StrictBool, St
 from pydantic import field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
+from nas.activations import SEARCH_ACTIVATIONS
 from nas._yaml import load_yaml_file
 from nas.errors import ConfigError
 
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 ALLOWED_KERNELS = (3, 5, 7)
-ALLOWED_SEARCH_ACTS = ("relu", "hswish")
+ALLOWED_SEARCH_ACTS = SEARCH_ACTIVATIONS
 ALLOWED_STRIDES = (1, 2)
 ALLOWED_POOLS = ("avg",)
 

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas.activations import apply_activation
+
 __all__ = [
     "ElasticConv",
     "ElasticBiasConv",
@@ -25,20 +27,7 @@ __all__ = [
 ]
 
 
-def activation(x: torch.Tensor, name: str | None, *, inplace: bool = False) -> torch.Tensor:
-    """The activations of the search spaces, functionally (``None``: linear).
-
-    ``inplace`` as the static layers do, for outputs nothing else holds (BN, linear outputs).
-    """
-    if name is None:
-        return x
-    if name == "relu":
-        return F.relu(x, inplace=inplace)
-    if name == "hswish":
-        return F.hardswish(x, inplace=inplace)
-    if name == "relu6":
-        return F.relu6(x, inplace=inplace)
-    raise ValueError(f"activation must be one of relu, relu6, hswish or None; got {name!r}")
+activation = apply_activation  # the name the elastic layers use
 
 
 def _kaiming_fan_out(weight: torch.Tensor, generator: torch.Generator | None) -> None:
