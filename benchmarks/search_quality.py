@@ -45,27 +45,14 @@ from nas.latency._modules import export_onnx  # noqa: E402
 from nas.latency._validate import settings_of  # noqa: E402
 from nas.netspec import NetworkSpec  # noqa: E402
 from nas.nn import build_network, get_preset  # noqa: E402
-from nas.search._pipeline import make_accuracy_fn  # noqa: E402
+from nas.pareto import hypervolume  # noqa: E402
+from nas.search import make_accuracy_fn  # noqa: E402
 from nas.search import SearchConfig, prepare, run_study  # noqa: E402
 from nas.search._run import supernet_dir  # noqa: E402
 from nas.search._study import best_feasible_trial, feasible_trials  # noqa: E402
 from nas.space import Arch  # noqa: E402
 from nas.supernet import checkpoint_path, load_supernet, recalibrate_bn  # noqa: E402
 from nas.train import TrainConfig, train_static  # noqa: E402
-
-
-def hypervolume(points: list[tuple[float, float]], budget_ms: float, ref_accuracy: float = 0.0) -> float:
-    """2-D hypervolume of (accuracy %, latency ms) points: maximise accuracy, minimise latency,
-    reference point (``ref_accuracy``, budget). Only points within the budget count."""
-    hv = 0.0
-    front: list[tuple[float, float]] = []  # (latency, accuracy), accuracy rising with latency
-    for lat, acc in sorted((lat, acc) for acc, lat in points if lat <= budget_ms and acc > ref_accuracy):
-        if not front or acc > front[-1][1]:
-            front.append((lat, acc))
-    for i, (lat, acc) in enumerate(front):
-        nxt = front[i + 1][0] if i + 1 < len(front) else budget_ms
-        hv += (nxt - lat) * (acc - ref_accuracy)
-    return hv
 
 
 def check_work_dir(work: Path, sdir: Path) -> None:
@@ -201,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
                     "best_val_top1": best.values[0] if best else None,
                     "best_latency_ms": best.values[1] if best else None,
                     "best_arch": best.user_attrs["arch"] if best else None,
-                    "hypervolume": round(hypervolume(points, budget), 2),
-                    "hypervolume_above_fastest": round(hypervolume(points, budget, fastest_acc), 3),
+                    "hypervolume": round(hypervolume(points, reference=(0.0, budget)), 2),
+                    "hypervolume_above_fastest": round(hypervolume(points, reference=(fastest_acc, budget)), 3),
                     "feasible": len(points),
                     "completed": len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))),
                     "seconds": round(time.perf_counter() - t0, 1),

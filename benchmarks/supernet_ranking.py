@@ -38,32 +38,17 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from nas.correlation import kendall_tau, pearson_r, spearman_rho  # noqa: E402
 from nas.cost import network_cost  # noqa: E402
 from nas.data import iterate_batches, load_data  # noqa: E402
 from nas.evaluate import calibration_batches, evaluate_arch, subnet_resolution, top1_accuracy  # noqa: E402
 from nas.latency._measure import cpu_model  # noqa: E402
-from nas.latency._validate import kendall_tau as kendall_tau_b  # noqa: E402  (tau-b, ties as scipy)
 from nas.nn import build_network  # noqa: E402
 from nas.space import Arch, BlockArch, SearchSpace, load_space  # noqa: E402
 from nas.supernet import Supernet, checkpoint_path, load_checkpoint, recalibrate_bn  # noqa: E402
 from nas.train import TrainConfig, soft_cross_entropy, train_static, train_supernet  # noqa: E402
 
 QUICK = dict(epochs=2, subset=2048, n_random=1, val_subset=1000, calib_images=500)
-
-
-def spearman_rho(a: list[float], b: list[float]) -> float:
-    """Spearman's rank correlation (average ranks for ties)."""
-    def ranks(v: list[float]) -> np.ndarray:
-        v = np.asarray(v, dtype=float)
-        order = np.argsort(v, kind="stable")
-        r = np.empty(len(v))
-        r[order] = np.arange(len(v), dtype=float)
-        for value in np.unique(v):  # ties share their mean rank
-            r[v == value] = r[v == value].mean()
-        return r
-
-    ra, rb = ranks(a), ranks(b)
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def _biased_sample(space: SearchSpace, rng: np.random.Generator, t: float) -> Arch:
@@ -409,18 +394,18 @@ def main(argv: list[str] | None = None) -> int:
     alone = [r["standalone_top1"] for r in rows]
     gaps = [a - i for a, i in zip(alone, inherited)]
     summary = {
-        "kendall_tau": round(kendall_tau_b(inherited, alone), 3),
+        "kendall_tau": round(kendall_tau(inherited, alone), 3),
         "spearman_rho": round(spearman_rho(inherited, alone), 3),
-        "pearson_r": round(float(np.corrcoef(inherited, alone)[0, 1]), 3),
+        "pearson_r": round(pearson_r(inherited, alone), 3),
         "standalone_seeds": seeds,
-        "kendall_tau_per_seed": [round(kendall_tau_b(inherited, [r["standalone_top1_seeds"][i] for r in rows]), 3)
+        "kendall_tau_per_seed": [round(kendall_tau(inherited, [r["standalone_top1_seeds"][i] for r in rows]), 3)
                                  for i in range(len(seeds))],
         # the reference's own noise: how well one stand-alone seed ranks the other
         "kendall_tau_standalone_seed_vs_seed": (
-            round(kendall_tau_b(*[[r["standalone_top1_seeds"][i] for r in rows] for i in (0, 1)]), 3)
+            round(kendall_tau(*[[r["standalone_top1_seeds"][i] for r in rows] for i in (0, 1)]), 3)
             if len(seeds) > 1 else None),
         # a zero-cost baseline: ranking the subnets by their MAdds alone
-        "kendall_tau_madds": round(kendall_tau_b([r["madds"] for r in rows], alone), 3),
+        "kendall_tau_madds": round(kendall_tau([r["madds"] for r in rows], alone), 3),
         "mean_gap_standalone_minus_inherited": round(float(np.mean(gaps)), 2),
         "subnets_used": len(rows),
         "largest_gap_standalone_minus_inherited": round(gaps[-1], 2) if has_largest else None,

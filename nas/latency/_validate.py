@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from nas.correlation import kendall_tau
 from nas.latency._measure import MeasureSettings, Timer, cpu_model, measure_networks
 from nas.latency._modules import canary_layer
 from nas.latency._table import LatencyTable, LatencyTableError
@@ -21,23 +22,22 @@ from nas.space import SearchSpace
 #: Warn when the canary is this much slower than when the table was built.
 TOLERANCE_WARN = 0.08
 
-__all__ = ["ValidationReport", "kendall_tau", "error_metrics", "validate_table", "settings_of"]
-
-
-def kendall_tau(x: np.ndarray | list[float], y: np.ndarray | list[float]) -> float:
-    """Kendall's tau-b (ties handled), O(n^2) in numpy - n is a few hundred at most."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if x.shape != y.shape or x.ndim != 1 or x.size < 2:
-        raise ValueError("kendall_tau needs two 1-D sequences of the same length >= 2")
-    dx = np.sign(x[:, None] - x[None, :])
-    dy = np.sign(y[:, None] - y[None, :])
-    iu = np.triu_indices(x.size, 1)
-    dx, dy = dx[iu], dy[iu]
-    denom = np.sqrt(np.count_nonzero(dx) * np.count_nonzero(dy))
-    return float(np.sum(dx * dy) / denom) if denom else 0.0
+__all__ = ["ValidationReport", "error_metrics", "validate_table", "settings_of"]
 
 
 def error_metrics(predicted: list[float], measured: list[float]) -> dict[str, float]:
+    """Errors of ``predicted`` against ``measured`` latencies, in % of the measured ones.
+
+    Args:
+        predicted: The table's latency of each subnet (ms).
+        measured: The same subnets timed end to end (ms), in the same order.
+
+    Returns:
+        Median, mean and max absolute error, mean signed error (positive: the table
+        overestimates), the shares within +-5% and +-10%, and Kendall's tau-b between predicted and
+        measured (``nas.correlation.kendall_tau``; ``nan`` with fewer than 2 subnets, or when
+        either side is constant, i.e. ranks nothing).
+    """
     p, m = np.asarray(predicted, dtype=float), np.asarray(measured, dtype=float)
     err = 100.0 * np.abs(p - m) / m
     return {

@@ -7,20 +7,10 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from nas.pareto import pareto_front
 from nas.search._study import constraint_values
 
 __all__ = ["write_pareto_plots"]
-
-
-def _front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Non-dominated (max accuracy, min latency) points, sorted by latency."""
-    front = []
-    best = float("-inf")
-    for lat, acc in sorted(points, key=lambda p: (p[0], -p[1])):
-        if acc > best:
-            front.append((lat, acc))
-            best = acc
-    return front
 
 
 def write_pareto_plots(
@@ -46,15 +36,18 @@ def write_pareto_plots(
     html_path = out_dir / "pareto.html"
     fig.write_html(str(html_path), include_plotlyjs=True)
 
-    feasible = [(t.values[1], t.values[0]) for t in trials if constraint_values(t)[0] <= 0]
-    infeasible = [(t.values[1], t.values[0]) for t in trials if constraint_values(t)[0] > 0]
+    # (accuracy, latency) as in trial.values; the axes show latency across, accuracy up
+    feasible = [(t.values[0], t.values[1]) for t in trials if constraint_values(t)[0] <= 0]
+    infeasible = [(t.values[0], t.values[1]) for t in trials if constraint_values(t)[0] > 0]
     fig2, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     if infeasible:
-        ax.scatter(*zip(*infeasible), s=14, c="#bbbbbb", label="over budget")
+        acc, lat = zip(*infeasible)
+        ax.scatter(lat, acc, s=14, c="#bbbbbb", label="over budget")
     if feasible:
-        ax.scatter(*zip(*feasible), s=16, c="#1f77b4", label="within budget")
-        front = _front(feasible)
-        ax.plot(*zip(*front), c="#d62728", lw=1.5, marker="o", ms=4, label="Pareto front (feasible)")
+        acc, lat = zip(*feasible)
+        ax.scatter(lat, acc, s=16, c="#1f77b4", label="within budget")
+        acc, lat = zip(*pareto_front(feasible))
+        ax.plot(lat, acc, c="#d62728", lw=1.5, marker="o", ms=4, label="Pareto front (feasible)")
     best = next((t for t in trials if t.number == best_number), None)
     if best is not None:
         ax.scatter([best.values[1]], [best.values[0]], s=120, marker="*", c="#ff7f0e", zorder=5, label="best")
