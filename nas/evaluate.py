@@ -9,27 +9,29 @@ API::
 CLI::
 
     python -m nas.evaluate --run-dir runs/NAME --arch largest|smallest|random:SEED|FILE.json|JSON|STRING [--json]
+    python -m nas.evaluate --run-dir runs/NAME --arch runs/NAME/best/arch.json --torch-device cuda
+
+``--arch`` names a member of the supernet's space (no presets: see :mod:`nas.cli_args`);
+``--torch-device`` is the torch compute device (``--device`` is its deprecated alias).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
-import re
 import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from nas.cli_args import add_torch_device_argument, arch_help, int_arg, parse_arch, parse_device
 from nas.cost import network_cost
 from nas.data import MAX_RESOLUTION, DataSplits, ImageData, check_resolution, iterate_batches, load_data
 from nas.errors import ArchError, DataError
-from nas.space import Arch, SearchSpace
+from nas.space import Arch
 from nas.supernet import CalibrationStats, Checkpoint, CheckpointError, Supernet, load_supernet, recalibrate_bn
 
 __all__ = [
@@ -41,10 +43,6 @@ __all__ = [
     "subnet_resolution",
     "proxy_side",
     "describe_resolution",
-    "parse_arch",
-    "parse_device",
-    "int_arg",
-    "float_arg",
     "main",
 ]
 
@@ -253,112 +251,13 @@ def evaluate_arch(
     )
 
 
-def parse_arch(text: str, space: SearchSpace) -> Arch:
-    """``largest``, ``smallest``, ``random:SEED``, a JSON file, inline JSON, or the string form.
-
-    Raises:
-        ArchError: unparseable, or not a member of ``space``.
-    """
-    text = text.strip()
-    if text == "largest":
-        return space.largest()
-    if text == "smallest":
-        return space.smallest()
-    if text.startswith("random"):
-        _, _, seed = text.partition(":")
-        try:
-            return space.sample(int(seed) if seed else 0)
-        except ValueError:
-            raise ArchError(f"--arch random:SEED needs an integer seed, got {seed!r}") from None
-    if text.startswith("{"):
-        arch = Arch.from_json(text)
-    elif text.endswith(".json") or Path(text).is_file():
-        path = Path(text)
-        if not path.is_file():
-            raise ArchError(f"arch file not found: {path}")
-        arch = Arch.from_json(path.read_text())
-    elif "|" in text:
-        arch = Arch.from_string(text)
-    else:
-        raise ArchError(
-            f"--arch {text!r}: expected largest, smallest, random:SEED, a JSON file, inline JSON or the "
-            "string form ('<space> r<res> w<width> | k3e1r | ...')"
-        )
-    space.check(arch)
-    return arch
-
-
-_DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
-
-
-def parse_device(text: str, *, check_available: bool = True, flag: str = "--device") -> torch.device:
-    """The torch device a ``--device`` value names: ``auto`` (CUDA when present, else CPU), ``cpu``,
-    ``cuda`` or ``cuda:N``.
-
-    Args:
-        text: the flag's value.
-        check_available: also require the CUDA device to exist on this machine (off where the
-            work runs elsewhere, e.g. on Ray workers).
-        flag: how the error names the value.
-
-    Raises:
-        ValueError: not one of the allowed forms, or CUDA asked for but absent; the message names
-            ``flag``, the value and what is allowed.
-    """
-    if not _DEVICE.fullmatch(text):
-        raise ValueError(f"{flag} {text!r}: unknown device (allowed: auto, cpu, cuda, cuda:N)")
-    if text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(text)
-    if device.type == "cuda" and check_available:
-        if not torch.cuda.is_available():
-            why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
-            raise ValueError(f"{flag} {text}: CUDA is not available on this machine ({why}); use --device cpu or auto")
-        count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count:
-            raise ValueError(
-                f"{flag} {text}: this machine has {count} CUDA device(s) (allowed: cuda:0..cuda:{count - 1})"
-            )
-    return device
-
-
-def int_arg(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    """An argparse ``type=`` for integers in ``[minimum, maximum]`` (argparse names the flag:
-    ``argument --threads: -1 (allowed: integer >= 1)``)."""
-    allowed = f">= {minimum}" if maximum is None else f"{minimum}..{maximum}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} (allowed: integer {allowed})") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError(f"{value} (allowed: integer {allowed})")
-        return value
-
-    return parse
-
-
-def float_arg(text: str) -> float:
-    """An argparse ``type=`` for finite floats (``inf`` and ``nan`` are refused; ranges are checked
-    where the value is used)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} (allowed: a finite number)") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"{text!r} (allowed: a finite number)")
-    return value
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m nas.evaluate",
         description="Top-1 of a subnet of a trained supernet, after BN recalibration.",
     )
     p.add_argument("--run-dir", required=True, help="run directory holding supernet.pt (or the .pt file)")
-    p.add_argument("--arch", default="largest",
-                   help="largest | smallest | random:SEED | arch.json | inline JSON | string form")
+    p.add_argument("--arch", default="largest", help=arch_help(networks=False) + " [largest]")
     p.add_argument("--split", choices=("val", "test"), default="val")
     p.add_argument("--limit", type=int_arg(1), default=None, help="score on this many images only (>= 1) [all]")
     p.add_argument("--calib-images", type=int_arg(1), default=2000, help="training images for BN recalibration")
@@ -367,7 +266,7 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"input side, 8..{MAX_RESOLUTION} (default: the supernet's training side, else the arch's)")
     p.add_argument("--data", default=None, help="dataset (default: the one the supernet was trained on)")
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    add_torch_device_argument(p)
     p.add_argument("--threads", type=int_arg(1), default=None, help="torch CPU threads (>= 1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
@@ -378,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
-        device = parse_device(args.device)
+        device = parse_device(args.torch_device)
         supernet, ckpt = load_supernet(args.run_dir, map_location=device)
         arch = parse_arch(args.arch, supernet.space)
         data_name = args.data or ckpt.data.get("name", "fashion-mnist")

@@ -51,6 +51,24 @@ def test_export_round_trip(tmp_path, tiny_space):
     assert json.loads(extra["arch.json"])["arch_string"] == str(arch)
 
 
+def test_onnx_export_has_the_package_opset_and_a_dynamic_batch(tmp_path):
+    from nas.export import ONNX_OPSET, export_onnx
+
+    model = build_network(load_space("mobilenetv3_small32").resolve(load_space("mobilenetv3_small32").smallest(), 3))
+    path = export_onnx(model, tmp_path / "sub" / "m.onnx", torch.randn(2, 3, 32, 32))
+    proto = onnx.load(str(path))
+    assert path == tmp_path / "sub" / "m.onnx"
+    assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [ONNX_OPSET]
+    (graph_input,) = proto.graph.input
+    assert graph_input.name == "images" and proto.graph.output[0].name == "logits"
+    assert graph_input.type.tensor_type.shape.dim[0].dim_param == "batch"
+    buffer = io.BytesIO()  # a file object works too, with static shapes when asked
+    assert export_onnx(model, buffer, torch.randn(1, 3, 32, 32), input_name="x", output_name="y",
+                       dynamic_batch=False) is buffer
+    (graph_input,) = onnx.load_from_string(buffer.getvalue()).graph.input
+    assert graph_input.name == "x" and graph_input.type.tensor_type.shape.dim[0].dim_value == 1
+
+
 # --- loading model.pt runs nothing from the file ---------------------------------------------------
 
 WEIGHTS_CONFIG = "data/weights/model_weights_config.json"

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from nas.data import MAX_RESOLUTION
 from nas.summary import main
 
 PAPER = {"mobilenetv3_large": (219e6, 5.4e6), "mobilenetv3_small": (56e6, 2.5e6)}
@@ -45,9 +46,28 @@ def test_space_members_and_json_files(tmp_path, capsys, tiny_space_file, tiny_sp
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--arch", "resnet50"], "not a preset"),
-    (["--arch", "largest"], "needs --space"),
+    (["--arch", "resnet50"], "error: --arch 'resnet50': not a form this command accepts (allowed: a preset ("),
+    (["--arch", "largest"], "error: --arch largest needs --space"),
+    (["--arch", "random:x", "--space", "mobilenetv3_large"], "random:SEED needs an integer seed >= 0"),
 ])
 def test_errors(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--resolution", "0"], f"argument --resolution: 0 (allowed: integer 1..{MAX_RESOLUTION})"),
+    (["--num-classes", "0"], "argument --num-classes: 0 (allowed: integer >= 1)"),
+])
+def test_numeric_flags_out_of_range_name_the_flag(argv, message, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--arch", "mobilenetv3_small", *argv])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"python -m nas.summary: error: {message}"
+
+
+def test_inline_arch_json_and_presets_share_the_cli_parser(tiny_space_file, tiny_space, capsys):
+    arch = tiny_space.sample(1)
+    assert main(["--space", str(tiny_space_file), "--arch", arch.to_json(indent=None), "--num-classes", "10",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == arch.to_string()

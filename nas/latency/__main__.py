@@ -11,6 +11,10 @@ Examples::
     python -m nas.latency bundle --device my_phone --out bundle_dir
     python -m nas.latency import bundle_dir --device my_phone
     python -m nas.latency list
+
+``--device`` is always the latency table (a device name, ``host``, or a table file); ``--arch`` of
+``predict`` takes any network (a preset, a member of ``--space``, an arch, a network spec): see
+:mod:`nas.cli_args`.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import json
 import sys
 from pathlib import Path
 
+from nas.cli_args import arch_help, int_arg, resolve_network
 from nas.errors import ArchError, ConfigError
 from nas.latency._budget import parse_budget
 from nas.latency._coverage import DEFAULT_NUM_CLASSES
@@ -38,16 +43,6 @@ def _num_classes(text: str) -> tuple[int, ...]:
     if not values or any(v <= 0 for v in values):
         raise argparse.ArgumentTypeError(f"--num-classes values must be positive, got {text!r}")
     return values
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
 
 
 def _budget(text: str) -> float:
@@ -70,10 +65,10 @@ def _add_protocol(p: argparse.ArgumentParser) -> None:
 
     d = MeasureSettings()
     g = p.add_argument_group("timing protocol (recorded in the table header)")
-    g.add_argument("--threads", type=_positive_int, default=d.intra_op_threads, help="ORT intra-op threads (default 1)")
+    g.add_argument("--threads", type=int_arg(1), default=d.intra_op_threads, help="ORT intra-op threads (default 1)")
     g.add_argument("--warmup", type=int, default=d.warmup, help=f"untimed warm-up runs per model at the start of every round (default {d.warmup})")
-    g.add_argument("--rounds", type=_positive_int, default=d.rounds, help=f"interleaved rounds (default {d.rounds})")
-    g.add_argument("--repeats", type=_positive_int, default=d.repeats, help=f"timed runs per round (default {d.repeats})")
+    g.add_argument("--rounds", type=int_arg(1), default=d.rounds, help=f"interleaved rounds (default {d.rounds})")
+    g.add_argument("--repeats", type=int_arg(1), default=d.repeats, help=f"timed runs per round (default {d.repeats})")
 
 
 def _table_file(device: str, tables_dir: str | None) -> Path:
@@ -115,7 +110,6 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from nas.latency._predict import load_table, predict_latency
-    from nas.summary import resolve_network
 
     table = load_table(args.device, tables_dir=args.tables_dir)
     spec = resolve_network(args.arch, space=args.space, resolution=args.resolution, num_classes=args.num_classes)
@@ -228,7 +222,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-references", action="store_true", help="skip the reference presets' keys")
     p.add_argument("--description", help="free text stored in the header")
     p.add_argument("--out", help="write here instead of latency_tables/DEVICE.json")
-    p.add_argument("--chunk-size", type=_positive_int, default=48)
+    p.add_argument("--chunk-size", type=int_arg(1), default=48)
     p.add_argument("--composition-subnets", type=int, default=24,
                    help="random subnets timed whole to fit the per-layer composition correction (0: none)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -237,20 +231,20 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="predicted latency of a network on a device")
     p.add_argument("--device", required=True, help="table name, 'host', or a table file")
-    p.add_argument("--arch", required=True, help="preset (mobilenetv3_large_0.75), largest|smallest|random:SEED, arch string or JSON file")
+    p.add_argument("--arch", required=True, help=arch_help(networks=True))
     p.add_argument("--space", help="search space for largest/smallest/random")
-    p.add_argument("--resolution", type=_positive_int)
-    p.add_argument("--num-classes", type=_positive_int, default=1000)
+    p.add_argument("--resolution", type=int_arg(1))
+    p.add_argument("--num-classes", type=int_arg(1), default=1000)
     p.add_argument("--budget", type=_budget, help="also say whether it fits: 20ms, 0.02s, 20 (= ms)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("validate", help="predicted vs measured latency of random subnets, on this machine")
     p.add_argument("--device", required=True)
-    p.add_argument("--samples", type=_positive_int, required=True)
+    p.add_argument("--samples", type=int_arg(1), required=True)
     p.add_argument("--space", help=f"default {DEFAULT_SPACE}")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-classes", type=_positive_int, default=1000)
+    p.add_argument("--num-classes", type=int_arg(1), default=1000)
     p.add_argument("--report", help="write the full report (every subnet) as JSON here")
     p.add_argument("--json", action="store_true")
     p.add_argument("--quiet", action="store_true")

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 
 
-from nas.latency._modules import canary_layer, export_onnx, layer_module, overhead_module
+from nas.latency._modules import canary_layer, layer_module, onnx_bytes, overhead_module
 from nas.latency._runner import GRAPH_LEVELS, ChunkTimer, MeasureSettings, Timing, make_session
 from nas.netspec import NetworkSpec
 from nas.nn import build_network
@@ -53,8 +53,8 @@ class Timer(ChunkTimer):
         om, oshape = overhead_module()
         canary = canary_layer()
         super().__init__(
-            (make_session(export_onnx(layer_module(canary), canary.in_shape), settings), canary.in_shape),
-            (make_session(export_onnx(om, oshape), settings), oshape),
+            (make_session(onnx_bytes(layer_module(canary), canary.in_shape), settings), canary.in_shape),
+            (make_session(onnx_bytes(om, oshape), settings), oshape),
             settings,
             sleep=sleep,
         )
@@ -87,7 +87,7 @@ def measure_networks(
             models = []
             for spec in specs[start : start + chunk_size]:
                 shape = (spec.in_channels, spec.resolution, spec.resolution)
-                models.append((export_onnx(build_network(spec), shape), shape))
+                models.append((onnx_bytes(build_network(spec), shape), shape))
             out.extend(timer.time_models(models))
             bar.update(len(models))
     return out

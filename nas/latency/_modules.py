@@ -1,26 +1,29 @@
 """One layer of the shape walker -> the ``nn.Module`` the static builder would use -> ONNX bytes.
 
 The modules are the builder's own (``ConvBNAct``, ``InvertedResidual``, ``Classifier``), so a block
-measured alone runs exactly the operators it runs inside a whole network.
+measured alone runs exactly the operators it runs inside a whole network; they are exported by the
+package's one ONNX exporter, :func:`nas.export.export_onnx`, at its opset
+(:data:`nas.export.ONNX_OPSET`).
 """
 
 from __future__ import annotations
 
 import io
-import warnings
 
 import torch
 from torch import nn
 
+from nas.export import ONNX_OPSET
+from nas.export import export_onnx as _export_onnx
 from nas.netspec import BlockSpec
 from nas.nn import ConvBNAct, InvertedResidual
 from nas.nn._builder import Classifier
 from nas.shapes import LayerSpec
 
-__all__ = ["OPSET", "layer_module", "export_onnx", "overhead_module", "canary_layer"]
+__all__ = ["OPSET", "layer_module", "onnx_bytes", "export_onnx", "overhead_module", "canary_layer"]
 
-#: ONNX opset of every exported model (>= 14 for HardSwish).
-OPSET = 17
+#: The opset of every model a table times: the package's one, :data:`nas.export.ONNX_OPSET`.
+OPSET = ONNX_OPSET
 
 
 def layer_module(layer: LayerSpec) -> nn.Module:
@@ -65,25 +68,19 @@ def canary_layer() -> LayerSpec:
     )
 
 
-def export_onnx(module: nn.Module, in_shape: tuple[int, ...], *, seed: int = 0) -> bytes:
+def onnx_bytes(module: nn.Module, in_shape: tuple[int, ...], *, seed: int = 0) -> bytes:
     """Export ``module`` for a batch-1 input of ``in_shape`` (C, H, W) and return the ONNX bytes.
 
-    Uses the TorchScript exporter (``dynamo=False``): ~20x faster than the dynamo exporter for
-    thousands of tiny models, and it emits the same operators.
+    The graph has static shapes (batch 1, input ``x``, output ``y``), as every table key is timed;
+    the export itself is :func:`nas.export.export_onnx` (the fast TorchScript exporter).
     """
     torch.manual_seed(seed)
     x = torch.randn(1, *in_shape)
     buf = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module.eval(),
-            (x,),
-            buf,
-            dynamo=False,
-            opset_version=OPSET,
-            input_names=["x"],
-            output_names=["y"],
-            do_constant_folding=True,
-        )
+    _export_onnx(module, buf, x, input_name="x", output_name="y", dynamic_batch=False)
     return buf.getvalue()
+
+
+#: Former name of :func:`onnx_bytes`, still imported by ``_build.py``, ``_bundle.py``,
+#: ``benchmarks/search_quality.py`` and ``tests/latency/test_build.py``; not a second exporter.
+export_onnx = onnx_bytes

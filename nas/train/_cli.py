@@ -7,6 +7,7 @@ CLI (the default recipe: mobilenetv3_large at a 32 px proxy on Fashion-MNIST)::
     python -m nas.train --space mobilenetv3_small32 --resolution arch --run-dir runs/small32
     python -m nas.train --smoke --run-dir runs/smoke          # about a minute
     python -m nas.train --backend ray --num-workers 4         # data-parallel on a Ray cluster (docs/ray.md)
+    python -m nas.train --torch-device cpu                    # the torch device (--device: deprecated alias)
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import Any
 
 import torch
 
+from nas.cli_args import add_torch_device_argument, float_arg, int_arg, parse_device
 from nas.data import MAX_RESOLUTION
 from nas.errors import ConfigError, DataError
-from nas.evaluate import float_arg, int_arg, parse_device
 from nas.supernet import CheckpointError
 from nas.train._config import RESOLUTION_SAMPLING, TrainConfig
 from nas.train._supernet_training import train_supernet
@@ -76,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int_arg(0, MAX_SEED), default=None, help=f"[{d.seed}]")
     p.add_argument("--smoke", action="store_true",
                    help=f"tiny run to check the setup (about a minute): {SMOKE}")
-    p.add_argument("--device", default="auto", help="auto (CUDA with mixed precision when present) | cpu | cuda[:N]")
+    add_torch_device_argument(p, what="auto (CUDA with mixed precision when present) | cpu | cuda[:N]")
     p.add_argument("--threads", type=int_arg(1), default=None,
                    help="torch CPU threads [torch's default; with --backend ray: 1 per worker]")
     p.add_argument("--no-progress", action="store_true")
@@ -143,12 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_run_dir(args.run_dir)
         # Ray workers may have GPUs that this process does not: only the spelling is checked here
-        parse_device(args.device, check_available=args.backend == "local")
+        parse_device(args.torch_device, check_available=args.backend == "local")
         cfg, given = _config_from_args(args)
         if args.backend == "ray":
             from nas.distributed import DistributedTrainingError, RayStartError, train_supernet_ray
 
-            use_gpu = None if args.device == "auto" else args.device.startswith("cuda")
+            use_gpu = None if args.torch_device == "auto" else args.torch_device.startswith("cuda")
             try:
                 path = train_supernet_ray(cfg, args.run_dir, num_workers=args.num_workers or 2, resume=args.resume,
                                           given=given, address=args.ray_address, use_gpu=use_gpu,
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                 for flag, value in (("--num-workers", args.num_workers), ("--ray-address", args.ray_address))
                 if value is not None
             ])
-        result = train_supernet(cfg, args.run_dir, resume=args.resume, given=given, device=args.device,
+        result = train_supernet(cfg, args.run_dir, resume=args.resume, given=given, device=args.torch_device,
                                 progress=not args.no_progress)
     except (ConfigError, CheckpointError, DataError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -89,3 +89,27 @@ def test_import_of_a_malformed_bundle_is_one_line(tmp_path, capsys, manifest, re
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert f"{bundle}/{blamed}" in err
     assert not (tmp_path / "t.json").exists()
+
+
+def test_predict_arch_forms_are_those_of_summary(tables_dir, micro_space, micro_space_file, capsys):
+    """``predict --arch`` is read by the parser nas.summary uses: an inline arch works, and a bad
+    value gets the same list of accepted forms."""
+    base = ["--tables-dir", str(tables_dir), "predict", "--device", "micro_dev", "--space", str(micro_space_file),
+            "--num-classes", "10", "--json"]
+    assert main([*base, "--arch", "largest"]) == 0
+    largest = json.loads(capsys.readouterr().out)
+    assert main([*base, "--arch", micro_space.largest().to_json(indent=None)]) == 0
+    assert json.loads(capsys.readouterr().out) == largest
+    assert main([*base, "--arch", "resnet50"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --arch 'resnet50': not a form this command accepts (allowed: a preset (")
+    assert "random (seed 0) or random:SEED (an integer >= 0) of --space" in err
+
+
+def test_positive_integer_flags_name_the_flag(tables_dir, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--tables-dir", str(tables_dir), "predict", "--device", "micro_dev", "--arch", "mobilenetv2",
+              "--resolution", "0"])  # fmt: skip
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
+        "error: argument --resolution: 0 (allowed: integer >= 1)")

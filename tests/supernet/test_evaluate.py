@@ -1,4 +1,5 @@
-"""Scoring subnets: top-1 after BN recalibration, arch parsing, the evaluate CLI's errors."""
+"""Scoring subnets: top-1 after BN recalibration, the evaluate CLI and its errors (the ``--arch`` and
+``--torch-device`` parsers themselves: tests/test_cli_args.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,7 @@ import pytest
 import torch
 
 from nas.data import MAX_RESOLUTION
-from nas.errors import ArchError
-from nas.evaluate import calibration_batches, evaluate_arch, main, parse_arch, parse_device
-from nas.space import load_space
+from nas.evaluate import calibration_batches, evaluate_arch, main
 from nas.supernet import Checkpoint, Supernet, save_checkpoint
 
 
@@ -36,21 +35,6 @@ def test_evaluate_refuses_class_mismatch_and_bad_split(tiny_space, synthetic):
         evaluate_arch(Supernet(tiny_space, 10), tiny_space.largest(), synthetic)
     with pytest.raises(ValueError, match="split must be 'val' or 'test', got 'train'"):
         evaluate_arch(Supernet(tiny_space, 4), tiny_space.largest(), synthetic, split="train")
-
-
-def test_parse_arch_forms(tiny_space, tmp_path):
-    arch = tiny_space.sample(4)
-    assert parse_arch("largest", tiny_space) == tiny_space.largest()
-    assert parse_arch("smallest", tiny_space) == tiny_space.smallest()
-    assert parse_arch("random:4", tiny_space) == arch
-    assert parse_arch(arch.to_json(), tiny_space) == arch
-    assert parse_arch(arch.to_string(), tiny_space) == arch
-    (tmp_path / "a.json").write_text(arch.to_json())
-    assert parse_arch(str(tmp_path / "a.json"), tiny_space) == arch
-    with pytest.raises(ArchError, match="expected largest, smallest"):
-        parse_arch("biggest", tiny_space)
-    with pytest.raises(ArchError, match="not in space 'tiny'"):
-        parse_arch(load_space("mobilenetv3_small32").largest().to_json(), tiny_space)
 
 
 def test_cli_reports_missing_checkpoint(tmp_path, capsys):
@@ -117,28 +101,36 @@ def test_cli_refuses_numeric_flags_out_of_range(tmp_path, tiny_space, capsys, ar
 
 
 @pytest.mark.parametrize("device, message", [
-    ("bogus", "--device 'bogus': unknown device (allowed: auto, cpu, cuda, cuda:N)"),
-    ("cuda", "--device cuda: CUDA is not available on this machine"),
+    ("bogus", "--torch-device 'bogus': unknown device (allowed: auto, cpu, cuda, cuda:N)"),
+    ("cuda", "--torch-device cuda: CUDA is not available on this machine"),
 ])
 def test_cli_refuses_unknown_or_absent_devices(tmp_path, tiny_space, capsys, monkeypatch, device, message):
     _save_tiny_checkpoint(tmp_path, tiny_space)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert main(["--run-dir", str(tmp_path), "--device", device]) == 2
+    assert main(["--run-dir", str(tmp_path), "--torch-device", device]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.startswith(f"error: {message}")
 
 
-def test_parse_device_forms(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert parse_device("auto") == torch.device("cpu") and parse_device("cpu") == torch.device("cpu")
-    for bad in ("bogus", "cuda:x", "cuda:", "GPU", " cpu"):
-        with pytest.raises(ValueError, match=r"unknown device \(allowed: auto, cpu, cuda, cuda:N\)"):
-            parse_device(bad)
-    with pytest.raises(ValueError, match="--device cuda:1: CUDA is not available"):
-        parse_device("cuda:1")
-    assert parse_device("cuda:1", check_available=False) == torch.device("cuda", 1)  # e.g. for Ray workers
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    assert parse_device("auto") == torch.device("cuda") and parse_device("cuda:1") == torch.device("cuda", 1)
-    with pytest.raises(ValueError, match=r"--device cuda:2: this machine has 2 CUDA device\(s\) \(allowed: cuda:0\.\.cuda:1\)"):
-        parse_device("cuda:2")
+def test_cli_device_is_a_deprecated_alias_of_torch_device(tmp_path, tiny_space, capsys):
+    _save_tiny_checkpoint(tmp_path, tiny_space)
+    argv = ["--run-dir", str(tmp_path), "--arch", "smallest", "--calib-images", "50", "--json"]
+    assert main([*argv, "--torch-device", "cpu"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main([*argv, "--device", "cpu"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ("python -m nas.evaluate: warning: --device is deprecated and will be removed in the next "
+                   "release; use --torch-device (in nas.search and nas.latency, --device names a latency table)\n")
+    assert '"top1"' in out
+
+
+@pytest.mark.parametrize("arch, message", [
+    ("mobilenetv3_large", "--arch 'mobilenetv3_large': a preset is a fixed network, not a member of a search space "
+                          "(allowed: largest, smallest, random"),
+    ("biggest", "--arch 'biggest': not a form this command accepts (allowed: largest, smallest, random"),
+])
+def test_cli_arch_errors_list_what_is_allowed(tmp_path, tiny_space, capsys, arch, message):
+    _save_tiny_checkpoint(tmp_path, tiny_space)
+    assert main(["--run-dir", str(tmp_path), "--arch", arch]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.startswith(f"error: {message}")

@@ -156,7 +156,8 @@ def test_kill_9_mid_epoch_then_resume(tmp_path, tiny_space_path, straight):
     run = tmp_path / "run"
     argv = ["--space", str(tiny_space_path), "--data", "synthetic", "--resolution", "arch", "--epochs", "2",
             "--batch-size", "32", "--subset", str(STEPS * 32), "--val-subset", "40", "--calib-images", "64",
-            "--warmup-epochs", "0.5", "--n-random", "1", "--run-dir", str(run), "--no-progress", "--device", "cpu"]
+            "--warmup-epochs", "0.5", "--n-random", "1", "--run-dir", str(run), "--no-progress",
+            "--torch-device", "cpu"]
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     with open(tmp_path / "log.txt", "wb") as log:
         proc = subprocess.Popen([sys.executable, "-c", _KILLABLE, str(EVERY_STEP), *argv, "--threads", "1"],

@@ -72,23 +72,35 @@ def test_absurd_resolution_is_refused_with_the_limit(tmp_path, capsys, trained, 
 
 @pytest.mark.parametrize("device", ["bogus", "cuda:x", "CPU", "cuda:-1"])
 def test_unknown_device_is_refused(tmp_path, capsys, trained, device):
-    assert cli.main(["--run-dir", str(tmp_path / "run"), "--device", device]) == 2
-    assert _one_line_error(capsys) == f"error: --device {device!r}: unknown device (allowed: auto, cpu, cuda, cuda:N)"
+    assert cli.main(["--run-dir", str(tmp_path / "run"), "--torch-device", device]) == 2
+    assert _one_line_error(capsys) == (
+        f"error: --torch-device {device!r}: unknown device (allowed: auto, cpu, cuda, cuda:N)")
     assert not trained
 
 
 def test_cuda_without_cuda_says_so(tmp_path, capsys, trained, monkeypatch):
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    assert cli.main(["--run-dir", str(tmp_path / "run"), "--device", "cuda"]) == 2
-    assert "error: --device cuda: CUDA is not available on this machine" in _one_line_error(capsys)
+    assert cli.main(["--run-dir", str(tmp_path / "run"), "--torch-device", "cuda"]) == 2
+    assert "error: --torch-device cuda: CUDA is not available on this machine" in _one_line_error(capsys)
     assert not trained
 
 
-def test_good_flags_reach_training_unchanged(tmp_path, trained):
+def test_good_flags_reach_training_unchanged(tmp_path, trained, capsys):
     (tmp_path / "run").mkdir()  # an existing (empty) directory is a fine run directory
     with pytest.raises(AssertionError, match="training started"):
-        cli.main(["--run-dir", str(tmp_path / "run"), "--device", "cpu", "--seed", "7", "--lr", "0.05",
+        cli.main(["--run-dir", str(tmp_path / "run"), "--torch-device", "cpu", "--seed", "7", "--lr", "0.05",
                   "--resolution", str(MAX_RESOLUTION), "--no-progress"])
     (cfg, run_dir, kwargs), = trained
     assert (cfg.seed, cfg.lr, cfg.resolution) == (7, 0.05, MAX_RESOLUTION)
     assert (run_dir, kwargs["device"]) == (str(tmp_path / "run"), "cpu")
+    assert capsys.readouterr().err == ""
+
+
+def test_device_is_a_deprecated_alias_of_torch_device(tmp_path, trained, capsys):
+    with pytest.raises(AssertionError, match="training started"):
+        cli.main(["--run-dir", str(tmp_path / "run"), "--device", "cpu", "--no-progress"])
+    (_, _, kwargs), = trained
+    assert kwargs["device"] == "cpu"
+    assert capsys.readouterr().err == (
+        "python -m nas.train: warning: --device is deprecated and will be removed in the next release; "
+        "use --torch-device (in nas.search and nas.latency, --device names a latency table)\n")
