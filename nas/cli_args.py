@@ -215,7 +215,7 @@ def resolve_network(
         s = load_space(space)
         return s.resolve(_pick(s, *selected), num_classes, resolution)
     if is_preset(text):
-        return get_preset(text, num_classes=num_classes, resolution=resolution or 224)
+        return get_preset(text, num_classes=num_classes, resolution=resolution)  # None: its paper's
     value = _read(text, flag, NETWORK_FORMS)
     if value is None:
         raise ArchError(f"{flag} {text!r}: not a form this command accepts ({_allowed(NETWORK_FORMS)})")

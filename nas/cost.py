@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nas.blocks import kind_named
 from nas.netspec import NetworkSpec
 from nas.shapes import LayerSpec, walk
 
@@ -91,34 +92,6 @@ def layer_cost(layer: LayerSpec) -> LayerCost:
         params = k * k * ci * co + _bn(co)
         madds = k * k * ci * co * ho * wo
         return LayerCost(layer, params, madds, BYTES * n_out, BYTES * (n_in + n_out))
-    if layer.kind == "bneck":
-        m, se = layer.mid_channels, layer.se_channels
-        expands = m != ci
-        params = madds = 0
-        written = 0
-        steps = []  # live elements at each step
-        keep = n_in if layer.residual else 0
-        if expands:
-            params += ci * m + _bn(m)
-            madds += ci * m * hi * wi
-            written += m * hi * wi
-            steps.append(n_in + m * hi * wi)
-        mid_in = m * hi * wi
-        mid_out = m * ho * wo
-        params += k * k * m + _bn(m)  # depthwise
-        madds += k * k * m * ho * wo
-        written += mid_out
-        steps.append((keep if expands else n_in) + mid_in * (1 if expands else 0) + mid_out)
-        if se:
-            params += m * se + se + se * m + m
-            madds += m * se + se * m
-            written += mid_out  # scaled copy
-            steps.append(keep + 2 * mid_out)
-        params += m * co + _bn(co)  # projection
-        madds += m * co * ho * wo
-        written += n_out
-        steps.append(keep + mid_out + n_out)
-        return LayerCost(layer, params, madds, BYTES * written, BYTES * max(steps))
     if layer.kind == "final_conv":
         params = ci * co + _bn(co)
         madds = ci * co * ho * wo
@@ -134,7 +107,8 @@ def layer_cost(layer: LayerSpec) -> LayerCost:
             madds = ci * co
             written = ci + co
         return LayerCost(layer, params, madds, BYTES * written, BYTES * (n_in + written))
-    raise ValueError(f"unknown layer kind {layer.kind!r}")
+    params, madds, written, peak = kind_named(layer.kind).cost(layer)  # a block: its kind's formula
+    return LayerCost(layer, params, madds, BYTES * written, BYTES * peak)
 
 
 def network_cost(spec: NetworkSpec, resolution: int | None = None) -> NetworkCost:

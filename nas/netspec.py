@@ -1,6 +1,8 @@
 """Concrete description of one static network: every channel count resolved.
 
-A :class:`NetworkSpec` is what the builder, the shape walker and the cost model consume. It is
+A :class:`NetworkSpec` is what the builder, the shape walker and the cost model consume; its
+blocks are resolved specs of any registered block kind (:mod:`nas.blocks`), serialised with their
+kind's name (a block without one is a bneck, as every file written before kinds existed). It is
 produced either by resolving an :class:`~nas.space.Arch` against its search space, or directly by a
 reference preset (MobileNetV3-Large/Small, MobileNetV2, MnasNet-A1) whose published tables give
 explicit expansion channel counts that no single expansion ratio reproduces.
@@ -14,6 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from nas.activations import ACTIVATIONS
+from nas.blocks import BneckSpec, block_from_dict, block_to_dict, kind_of
+from nas.channels import check_act, check_positive, make_divisible
+
+#: The MobileNetV3 bneck's spec (the block of every space so far); other kinds: ``nas.blocks``.
+BlockSpec = BneckSpec
 
 __all__ = [
     "ACTIVATIONS",
@@ -26,29 +33,6 @@ __all__ = [
 
 
 
-def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round ``value`` to the nearest multiple of ``divisor`` without going below 90% of it.
-
-    The rule of the MobileNet reference implementations (``_make_divisible``).
-    """
-    min_value = divisor if min_value is None else min_value
-    new = max(min_value, int(value + divisor / 2) // divisor * divisor)
-    if new < 0.9 * value:
-        new += divisor
-    return new
-
-
-def _check_positive(owner: str, **values: int) -> None:
-    for name, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{owner}.{name} must be a positive integer, got {value!r}")
-
-
-def _check_act(owner: str, name: str, act: str) -> None:
-    if act not in ACTIVATIONS:
-        raise ValueError(f"{owner}.{name} must be one of {ACTIVATIONS}, got {act!r}")
-
-
 @dataclass(frozen=True)
 class StemSpec:
     """First convolution: ``kernel x kernel`` conv, BatchNorm, activation."""
@@ -59,54 +43,8 @@ class StemSpec:
     act: str = "hswish"
 
     def __post_init__(self) -> None:
-        _check_positive("stem", out_channels=self.out_channels, kernel=self.kernel, stride=self.stride)
-        _check_act("stem", "act", self.act)
-
-
-@dataclass(frozen=True)
-class BlockSpec:
-    """One inverted-residual "bneck" block.
-
-    1x1 expansion (omitted when ``mid_channels == in_channels``) -> ``kernel x kernel`` depthwise ->
-    optional squeeze-excitation with ``se_channels`` hidden units (0 = no SE) -> 1x1 linear
-    projection. The residual is added when ``stride == 1`` and ``in_channels == out_channels``.
-    """
-
-    in_channels: int
-    mid_channels: int
-    out_channels: int
-    kernel: int
-    stride: int
-    se_channels: int = 0
-    act: str = "relu"
-
-    def __post_init__(self) -> None:
-        _check_positive(
-            "block",
-            in_channels=self.in_channels,
-            mid_channels=self.mid_channels,
-            out_channels=self.out_channels,
-            kernel=self.kernel,
-        )
-        if self.kernel % 2 != 1:
-            raise ValueError(f"block.kernel must be odd, got {self.kernel}")
-        if self.stride not in (1, 2):
-            raise ValueError(f"block.stride must be 1 or 2, got {self.stride!r}")
-        if not isinstance(self.se_channels, int) or self.se_channels < 0:
-            raise ValueError(f"block.se_channels must be an integer >= 0, got {self.se_channels!r}")
-        _check_act("block", "act", self.act)
-
-    @property
-    def has_expand(self) -> bool:
-        return self.mid_channels != self.in_channels
-
-    @property
-    def has_se(self) -> bool:
-        return self.se_channels > 0
-
-    @property
-    def residual(self) -> bool:
-        return self.stride == 1 and self.in_channels == self.out_channels
+        check_positive("stem", out_channels=self.out_channels, kernel=self.kernel, stride=self.stride)
+        check_act("stem", "act", self.act)
 
 
 @dataclass(frozen=True)
@@ -121,13 +59,13 @@ class HeadSpec:
     dropout: float = 0.2
 
     def __post_init__(self) -> None:
-        _check_positive("head", final_channels=self.final_channels)
+        check_positive("head", final_channels=self.final_channels)
         if not isinstance(self.classifier_channels, int) or self.classifier_channels < 0:
             raise ValueError(
                 f"head.classifier_channels must be an integer >= 0, got {self.classifier_channels!r}"
             )
-        _check_act("head", "final_act", self.final_act)
-        _check_act("head", "classifier_act", self.classifier_act)
+        check_act("head", "final_act", self.final_act)
+        check_act("head", "classifier_act", self.classifier_act)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"head.dropout must be in [0, 1), got {self.dropout!r}")
 
@@ -141,11 +79,11 @@ class NetworkSpec:
     resolution: int
     num_classes: int
     stem: StemSpec
-    blocks: tuple[BlockSpec, ...]
+    blocks: tuple[Any, ...]  # resolved specs of registered block kinds (nas.blocks)
     head: HeadSpec
 
     def __post_init__(self) -> None:
-        _check_positive(
+        check_positive(
             "network",
             in_channels=self.in_channels,
             resolution=self.resolution,
@@ -155,6 +93,10 @@ class NetworkSpec:
             raise ValueError("network.blocks must not be empty")
         prev = self.stem.out_channels
         for i, block in enumerate(self.blocks):
+            try:
+                kind_of(block)
+            except TypeError as exc:
+                raise ValueError(f"network.blocks[{i}]: {exc}") from None
             if block.in_channels != prev:
                 raise ValueError(
                     f"network.blocks[{i}].in_channels is {block.in_channels} but the previous layer "
@@ -166,7 +108,9 @@ class NetworkSpec:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["blocks"] = [block_to_dict(b) for b in self.blocks]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NetworkSpec:
@@ -177,7 +121,7 @@ class NetworkSpec:
                 resolution=data["resolution"],
                 num_classes=data["num_classes"],
                 stem=StemSpec(**data["stem"]),
-                blocks=tuple(BlockSpec(**b) for b in data["blocks"]),
+                blocks=tuple(block_from_dict(b) for b in data["blocks"]),
                 head=HeadSpec(**data["head"]),
             )
         except (KeyError, TypeError) as exc:

@@ -34,10 +34,12 @@ def format_table(cost: NetworkCost) -> str:
     lines = [f"{cost.name} @ {cost.resolution}px, {cost.num_classes} classes", head, "-" * len(head)]
     for i, lc in enumerate(cost.layers):
         l = lc.layer
-        exp = str(l.mid_channels) if l.kind == "bneck" else (str(l.hidden) if l.hidden else "")
+        exp = str(l.mid_channels) if l.mid_channels else (str(l.hidden) if l.hidden else "")
         se = str(l.se_channels) if l.se_channels else ""
-        k = str(l.kernel) if l.kind in ("stem", "bneck") else ""
-        s = str(l.stride) if l.kind in ("stem", "bneck") else ""
+        conv = l.kind not in ("final_conv", "classifier")  # the stem and every block kind
+        # a UIB's depthwise kernels: start+mid (0: none)
+        k = (f"{l.start_kernel}+{l.kernel}" if l.start_kernel else str(l.kernel)) if conv else ""
+        s = str(l.stride) if conv else ""
         act = l.act or l.hidden_act
         lines.append(
             f"{i:>3} {l.kind:<10} {_shape(l.in_shape):>12} {_shape(l.out_shape):>12} {k:>2} {s:>2} "

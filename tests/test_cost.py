@@ -5,7 +5,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from nas.cost import network_cost
-from nas.nn import build_network, get_preset
+from nas.nn import preset_names, build_network, get_preset
 from nas.space import load_space
 
 
@@ -27,7 +27,7 @@ def test_madds_match_torch_flop_counter_on_random_archs(space_name, resolution, 
     assert cost.params == sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", ["mobilenetv3_large", "mobilenetv3_small", "mobilenetv2", "mnasnet_a1"])
+@pytest.mark.parametrize("name", preset_names())
 def test_presets_match_flop_counter(name):
     spec = get_preset(name, resolution=128)
     assert 2 * network_cost(spec).madds == _flops(build_network(spec).eval(), 128)

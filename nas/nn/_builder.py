@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from nas.netspec import NetworkSpec
-from nas.nn._layers import ConvBNAct, InvertedResidual, make_activation
+from nas.activations import make_activation
+from nas.blocks import ConvBNAct, kind_of
 
 __all__ = ["MobileNet", "build_network", "init_weights"]
 
@@ -46,7 +47,7 @@ class MobileNet(nn.Module):
             stride=spec.stem.stride,
             act=spec.stem.act,
         )
-        self.blocks = nn.Sequential(*(InvertedResidual(b) for b in spec.blocks))
+        self.blocks = nn.Sequential(*(kind_of(b).static_module(b) for b in spec.blocks))
         last = spec.blocks[-1].out_channels
         self.final_conv = ConvBNAct(last, spec.head.final_channels, act=spec.head.final_act)
         self.classifier = Classifier(

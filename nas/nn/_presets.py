@@ -1,4 +1,4 @@
-"""Reference networks as published: MobileNetV3-Large/Small, MobileNetV2, MnasNet-A1.
+"""Reference networks as published: MobileNetV3-Large/Small, MobileNetV2, MnasNet-A1, MobileNetV4-Conv-S/M.
 
 Each preset is one call with the constants of its paper's table. A width multiplier scales every
 channel count with ``make_divisible(c * width, 8)``; the last hidden layer (1280 / 1024) keeps its
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+from nas.blocks import ConvSpec, FusedSpec, UIBSpec
 from nas.netspec import BlockSpec, HeadSpec, NetworkSpec, StemSpec, make_divisible
 
 __all__ = ["PRESETS", "preset_names", "get_preset", "is_preset"]
@@ -182,11 +183,69 @@ def mnasnet_a1(width: float = 1.0, num_classes: int = 1000, resolution: int = 22
     return _expanded_stages(f"mnasnet_a1_{width:g}", rows, "relu", True, width, num_classes, resolution)
 
 
+# MobileNetV4 (Qin et al., 2024), Tables 10-11 (Conv-S, Conv-M), as timm's ``_gen_mobilenet_v4``
+# decodes them: ("conv", kernel, stride, out), ("fused", kernel, stride, expansion, out), and
+# ("uib", start kernel, mid kernel, stride, expansion, out) with 0 for an absent depthwise conv.
+# Expansions multiply the block's input channels (mid = make_divisible(in * e)). Every block uses
+# ReLU; no SE. The head is a 1x1 conv to 960, global pooling, a 1280-unit hidden layer (the paper's
+# has BatchNorm, 2,560 parameters more than ours), the classifier.
+_V4_CONV_SMALL = [
+    ("conv", 3, 2, 32), ("conv", 1, 1, 32),
+    ("conv", 3, 2, 96), ("conv", 1, 1, 64),
+    ("uib", 5, 5, 2, 3.0, 96), *[("uib", 0, 3, 1, 2.0, 96)] * 4, ("uib", 3, 0, 1, 4.0, 96),
+    ("uib", 3, 3, 2, 6.0, 128), ("uib", 5, 5, 1, 4.0, 128), ("uib", 0, 5, 1, 4.0, 128), ("uib", 0, 5, 1, 3.0, 128),
+    *[("uib", 0, 3, 1, 4.0, 128)] * 2,
+]
+_V4_CONV_MEDIUM = [
+    ("fused", 3, 2, 4.0, 48),
+    ("uib", 3, 5, 2, 4.0, 80), ("uib", 3, 3, 1, 2.0, 80),
+    ("uib", 3, 5, 2, 6.0, 160), *[("uib", 3, 3, 1, 4.0, 160)] * 2, ("uib", 3, 5, 1, 4.0, 160),
+    ("uib", 3, 3, 1, 4.0, 160), ("uib", 3, 0, 1, 4.0, 160), ("uib", 0, 0, 1, 2.0, 160), ("uib", 3, 0, 1, 4.0, 160),
+    ("uib", 5, 5, 2, 6.0, 256), ("uib", 5, 5, 1, 4.0, 256), *[("uib", 3, 5, 1, 4.0, 256)] * 2,
+    ("uib", 0, 0, 1, 4.0, 256), ("uib", 3, 0, 1, 4.0, 256), ("uib", 3, 5, 1, 2.0, 256), ("uib", 5, 5, 1, 4.0, 256),
+    *[("uib", 0, 0, 1, 4.0, 256)] * 2, ("uib", 5, 0, 1, 2.0, 256),
+]
+
+
+def _mobilenetv4(name: str, rows: list[tuple], width: float, num_classes: int, resolution: int) -> NetworkSpec:
+    stem = StemSpec(out_channels=_scale(32, width), kernel=3, stride=2, act="relu")
+    blocks: list = []
+    c = stem.out_channels
+    for row in rows:
+        kind, *values = row
+        out = _scale(values[-1], width)
+        if kind == "conv":
+            kernel, stride, _ = values
+            blocks.append(ConvSpec(c, out, kernel, stride, "relu"))
+        elif kind == "fused":
+            kernel, stride, e, _ = values
+            blocks.append(FusedSpec(c, make_divisible(c * e), out, kernel, stride, "relu"))
+        else:
+            start, mid, stride, e, _ = values
+            blocks.append(UIBSpec(c, make_divisible(c * e), out, start, mid, stride, 0, "relu"))
+        c = out
+    head = HeadSpec(final_channels=_scale(960, width), final_act="relu", classifier_channels=_hidden(1280, width),
+                    classifier_act="relu", dropout=0.2)
+    return NetworkSpec(name, 3, resolution, num_classes, stem, tuple(blocks), head)
+
+
+def mobilenetv4_conv_small(width: float = 1.0, num_classes: int = 1000, resolution: int = 224) -> NetworkSpec:
+    """MobileNetV4-Conv-S (paper: 3.8 M parameters, 0.2 G MACs at 224 px)."""
+    return _mobilenetv4("mobilenetv4_conv_small", _V4_CONV_SMALL, width, num_classes, resolution)
+
+
+def mobilenetv4_conv_medium(width: float = 1.0, num_classes: int = 1000, resolution: int = 256) -> NetworkSpec:
+    """MobileNetV4-Conv-M (paper: 9.2 M parameters, 1.0 G MACs at 256 px)."""
+    return _mobilenetv4("mobilenetv4_conv_medium", _V4_CONV_MEDIUM, width, num_classes, resolution)
+
+
 PRESETS: dict[str, Callable[..., NetworkSpec]] = {
     "mobilenetv3_large": mobilenetv3_large,
     "mobilenetv3_small": mobilenetv3_small,
     "mobilenetv2": mobilenetv2,
     "mnasnet_a1": mnasnet_a1,
+    "mobilenetv4_conv_small": mobilenetv4_conv_small,
+    "mobilenetv4_conv_medium": mobilenetv4_conv_medium,
 }
 
 
@@ -220,7 +279,9 @@ def is_preset(name: str) -> bool:
     return True
 
 
-def get_preset(name: str, *, num_classes: int = 1000, resolution: int = 224) -> NetworkSpec:
-    """Return the :class:`NetworkSpec` of a reference network by name (``mobilenetv3_small_0.75``)."""
+def get_preset(name: str, *, num_classes: int = 1000, resolution: int | None = None) -> NetworkSpec:
+    """Return the :class:`NetworkSpec` of a reference network by name (``mobilenetv3_small_0.75``),
+    at ``resolution`` (default: its paper's, 224 px; 256 px for MobileNetV4-Conv-M)."""
     base, width = _split(name)
-    return PRESETS[base](width=width, num_classes=num_classes, resolution=resolution)
+    extra = {} if resolution is None else {"resolution": resolution}
+    return PRESETS[base](width=width, num_classes=num_classes, **extra)

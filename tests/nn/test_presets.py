@@ -70,3 +70,16 @@ def test_unknown_preset():
     assert not is_preset("resnet50") and not is_preset("mobilenetv2_x")
     with pytest.raises(KeyError, match="known"):
         get_preset("resnet50")
+
+
+def test_mobilenetv4_conv_presets_match_the_paper_and_timm():
+    """Conv-S: paper 3.8 M params / 0.2 G MACs at 224 px; Conv-M: paper 9.2 M / 1.0 G at 256 px
+    (timm's mobilenetv4_conv_medium has 9.7 M: the paper's figure is rounded from another count)."""
+    small = network_cost(get_preset("mobilenetv4_conv_small"))
+    assert abs(small.params - 3.8e6) / 3.8e6 < 0.02 and abs(small.madds - 0.19e9) / 0.19e9 < 0.05
+    medium = network_cost(get_preset("mobilenetv4_conv_medium"))
+    assert medium.resolution == 256
+    assert abs(medium.params - 9.72e6) / 9.72e6 < 0.01 and abs(medium.madds - 1.0e9) / 1.0e9 < 0.1
+    kinds = [type(b).__name__ for b in get_preset("mobilenetv4_conv_small").blocks]
+    assert kinds[:4] == ["ConvSpec"] * 4 and set(kinds[4:]) == {"UIBSpec"}
+    assert type(get_preset("mobilenetv4_conv_medium").blocks[0]).__name__ == "FusedSpec"

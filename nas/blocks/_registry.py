@@ -1,0 +1,90 @@
+"""The block-kind registry: every kind of block a network may hold, found by its name.
+
+A kind (:class:`BlockKind`) owns what differs between kinds: its resolved spec type, the layer the
+shape walker reports for it and that layer's latency-table key, its cost formula and its static
+``nn.Module``. Specs are serialised with their kind's name under ``"kind"``; a block without one
+is a MobileNetV3 ``bneck`` (every file written before kinds existed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+__all__ = ["BlockKind", "register", "kind_named", "kind_of", "block_from_dict", "block_to_dict", "block_kinds",
+           "DEFAULT_KIND"]
+
+#: The kind of a serialised block that names none.
+DEFAULT_KIND = "bneck"
+
+_KINDS: dict[str, BlockKind] = {}
+_BY_TYPE: dict[type, BlockKind] = {}
+
+
+class BlockKind:
+    """One kind of block. Subclasses set ``name`` and ``spec_type`` and implement the methods."""
+
+    name: ClassVar[str]
+    spec_type: ClassVar[type]
+
+    def layer(self, spec: Any, in_shape: tuple[int, int, int], index: int):
+        """The :class:`~nas.blocks.LayerSpec` of ``spec`` on an input of ``in_shape`` (C, H, W)."""
+        raise NotImplementedError
+
+    def key(self, layer) -> str:
+        """What follows ``KIND-iCxHxW-oCxHxW-`` in the layer's latency-table key."""
+        raise NotImplementedError
+
+    def cost(self, layer) -> tuple[int, int, int, int]:
+        """``(params, madds, elements written, peak live elements)`` of the layer."""
+        raise NotImplementedError
+
+    def static_module(self, spec: Any):
+        """A freshly built ``nn.Module`` running ``spec``."""
+        raise NotImplementedError
+
+
+def register(kind: type[BlockKind]) -> type[BlockKind]:
+    """Class decorator: add a kind to the registry (its ``name`` must be new)."""
+    if kind.name in _KINDS:
+        raise ValueError(f"block kind {kind.name!r} is registered twice")
+    instance = kind()
+    _KINDS[kind.name] = instance
+    _BY_TYPE[kind.spec_type] = instance
+    return kind
+
+
+def block_kinds() -> tuple[str, ...]:
+    return tuple(_KINDS)
+
+
+def kind_named(name: str) -> BlockKind:
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise ValueError(f"unknown block kind {name!r} (known: {', '.join(_KINDS)})") from None
+
+
+def kind_of(spec: Any) -> BlockKind:
+    """The kind of a resolved block spec."""
+    try:
+        return _BY_TYPE[type(spec)]
+    except KeyError:
+        raise TypeError(f"{type(spec).__name__} is not the spec of a registered block kind "
+                        f"(known: {', '.join(_KINDS)})") from None
+
+
+def block_to_dict(spec: Any) -> dict[str, Any]:
+    return {"kind": kind_of(spec).name, **dataclasses.asdict(spec)}
+
+
+def block_from_dict(data: dict[str, Any]) -> Any:
+    """The spec of a serialised block (``"kind"`` picks the type; none: ``bneck``)."""
+    if not isinstance(data, dict):
+        raise ValueError(f"a block must be an object, got {type(data).__name__}")
+    fields = dict(data)
+    kind = kind_named(fields.pop("kind", DEFAULT_KIND))
+    try:
+        return kind.spec_type(**fields)
+    except TypeError as exc:
+        raise ValueError(f"not a valid {kind.name} block: {exc}") from None

@@ -1,0 +1,32 @@
+"""The shared channel rules and field checks of network specs (every block kind uses them).
+
+``make_divisible`` is the MobileNet reference implementations' rounding (``_make_divisible``):
+width multipliers, expansion ratios and SE sizes all round through it.
+"""
+
+from __future__ import annotations
+
+from nas.activations import ACTIVATIONS
+
+__all__ = ["make_divisible", "check_positive", "check_act"]
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round ``value`` to the nearest multiple of ``divisor`` without going below 90% of it."""
+    min_value = divisor if min_value is None else min_value
+    new = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new < 0.9 * value:
+        new += divisor
+    return new
+
+
+def check_positive(owner: str, **values: int) -> None:
+    """Raise ``ValueError`` naming ``owner.field`` unless every value is a positive integer."""
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"{owner}.{name} must be a positive integer, got {value!r}")
+
+
+def check_act(owner: str, name: str, act: str) -> None:
+    if act not in ACTIVATIONS:
+        raise ValueError(f"{owner}.{name} must be one of {ACTIVATIONS}, got {act!r}")
