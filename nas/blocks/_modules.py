@@ -7,7 +7,24 @@ from torch import nn
 
 from nas.activations import make_activation
 
-__all__ = ["ConvBNAct", "SqueezeExcite", "bn_params"]
+__all__ = ["ConvBNAct", "SqueezeExcite", "bn_params", "BlockShape"]
+
+
+class BlockShape:
+    """What every block spec with ``in/out_channels``, ``stride`` (and ``se_channels``) shares."""
+
+    in_channels: int
+    out_channels: int
+    stride: int
+
+    @property
+    def has_se(self) -> bool:
+        return getattr(self, "se_channels", 0) > 0
+
+    @property
+    def residual(self) -> bool:
+        """The input is added to the output: same channels and no stride."""
+        return self.stride == 1 and self.in_channels == self.out_channels
 
 
 def bn_params(channels: int) -> int:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from nas.blocks._layer import LayerSpec, Shape, conv_out
-from nas.blocks._modules import ConvBNAct, SqueezeExcite, bn_params
+from nas.blocks._modules import BlockShape, ConvBNAct, SqueezeExcite, bn_params
 from nas.blocks._registry import BlockKind, register
 from nas.channels import check_act, check_positive
 
@@ -16,7 +16,7 @@ __all__ = ["BneckSpec", "InvertedResidual", "Bneck"]
 
 
 @dataclass(frozen=True)
-class BneckSpec:
+class BneckSpec(BlockShape):
     """One inverted-residual "bneck" block.
 
     1x1 expansion (omitted when ``mid_channels == in_channels``) -> ``kernel x kernel`` depthwise ->
@@ -46,14 +46,6 @@ class BneckSpec:
     @property
     def has_expand(self) -> bool:
         return self.mid_channels != self.in_channels
-
-    @property
-    def has_se(self) -> bool:
-        return self.se_channels > 0
-
-    @property
-    def residual(self) -> bool:
-        return self.stride == 1 and self.in_channels == self.out_channels
 
 
 class InvertedResidual(nn.Module):

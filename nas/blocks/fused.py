@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from nas.blocks._layer import LayerSpec, Shape, conv_out
-from nas.blocks._modules import ConvBNAct, bn_params
+from nas.blocks._modules import BlockShape, ConvBNAct, bn_params
 from nas.blocks._registry import BlockKind, register
 from nas.channels import check_act, check_positive
 
@@ -17,7 +17,7 @@ __all__ = ["FusedSpec", "FusedInvertedBottleneck", "Fused"]
 
 
 @dataclass(frozen=True)
-class FusedSpec:
+class FusedSpec(BlockShape):
     in_channels: int
     mid_channels: int
     out_channels: int
@@ -33,10 +33,6 @@ class FusedSpec:
         if self.stride not in (1, 2):
             raise ValueError(f"fused.stride must be 1 or 2, got {self.stride!r}")
         check_act("fused", "act", self.act)
-
-    @property
-    def residual(self) -> bool:
-        return self.stride == 1 and self.in_channels == self.out_channels
 
 
 class FusedInvertedBottleneck(nn.Module):

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from nas.blocks._layer import LayerSpec, Shape, conv_out
-from nas.blocks._modules import ConvBNAct, SqueezeExcite, bn_params
+from nas.blocks._modules import BlockShape, ConvBNAct, SqueezeExcite, bn_params
 from nas.blocks._registry import BlockKind, register
 from nas.channels import check_act, check_positive
 
@@ -28,7 +28,7 @@ UIB_KERNELS = (0, 3, 5, 7)
 
 
 @dataclass(frozen=True)
-class UIBSpec:
+class UIBSpec(BlockShape):
     in_channels: int
     mid_channels: int
     out_channels: int
@@ -56,14 +56,6 @@ class UIBSpec:
     @property
     def start_stride(self) -> int:
         return 1 if self.mid_kernel else self.stride
-
-    @property
-    def has_se(self) -> bool:
-        return self.se_channels > 0
-
-    @property
-    def residual(self) -> bool:
-        return self.stride == 1 and self.in_channels == self.out_channels
 
 
 class UniversalInvertedBottleneck(nn.Module):
