@@ -48,7 +48,7 @@ from nas.nn import build_network, get_preset  # noqa: E402
 from nas.pareto import hypervolume  # noqa: E402
 from nas.search import make_accuracy_fn  # noqa: E402
 from nas.search import SearchConfig, prepare, run_study  # noqa: E402
-from nas.search._run import supernet_dir  # noqa: E402
+from nas.search._inputs import supernet_dir  # noqa: E402
 from nas.search._study import best_feasible_trial, feasible_trials  # noqa: E402
 from nas.space import Arch  # noqa: E402
 from nas.supernet import checkpoint_path, load_supernet, recalibrate_bn  # noqa: E402

@@ -24,7 +24,7 @@ import time
 from nas.distributed import RayStartError
 from nas.errors import ArchError, ConfigError, DataError
 from nas.latency import LatencyTableError
-from nas.search._run import BACKENDS, SearchConfig, StorageError
+from nas.search._inputs import BACKENDS, SearchConfig, StorageError
 from nas.search._study import SAMPLERS
 from nas.supernet import CheckpointError
 

@@ -1,4 +1,5 @@
-"""The pipeline behind ``python -m nas.search``: inputs -> supernet -> study -> exported result."""
+"""The one orchestrator behind ``python -m nas.search``: inputs (``_inputs``) -> supernet -> study
+(``_runner`` or ``_ray_backend``) -> exported result, report and plots."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from nas.data import DataSplits
 from nas.evaluate import calibration_batches, describe_resolution, eval_resolution, evaluate_arch
 from nas.search._plots import write_pareto_plots
 from nas.search._report import write_report, write_result
-from nas.search._run import SearchConfig, SearchInputs, prepare, supernet_dir
+from nas.search._inputs import SearchConfig, SearchInputs, prepare, supernet_dir
 from nas.search._runner import run_study
 from nas.search._scoring import SupernetScorer, make_accuracy_fn
 from nas.search._study import best_feasible_trial, dashboard_command, feasible_trials

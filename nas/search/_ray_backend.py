@@ -32,7 +32,7 @@ from optuna.trial import TrialState
 from nas.distributed import ray_cluster  # first: sets Ray's environment defaults before ray is imported
 from nas.search._gate import Heartbeat, ask, mark_not_scored
 from nas.search._objective import record_arch, suggest_arch
-from nas.search._run import SearchInputs
+from nas.search._inputs import SearchInputs
 from nas.search._runner import SearchProgress, StudyRef, StudySession, latency_fn, open_search_study
 from nas.space import Arch, SearchSpace
 from ray.tune.search import Searcher

@@ -17,7 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.search._gate import Heartbeat, StudyLock, TrialGate, ask, heartbeat_storage
 from nas.search._objective import Candidate, record_arch, suggest_arch
 from nas.search._params import arch_to_params
-from nas.search._run import SearchInputs
+from nas.search._inputs import SearchInputs
 from nas.search._seeds import feasible_seeds
 from nas.search._study import CONSTRAINT_NAME, make_sampler, open_study
 from nas.space import Arch

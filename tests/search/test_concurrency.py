@@ -20,7 +20,7 @@ from optuna.trial import TrialState
 
 from nas.data import load_data
 from nas.search._pipeline import ensure_supernet
-from nas.search._run import SearchConfig, prepare
+from nas.search._inputs import SearchConfig, prepare
 from tests.conftest import TINY_SPACE
 from tests.search.conftest import write_fake_table
 

@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 
 from nas.data import load_data
 from nas.search._pipeline import run_pipeline
-from nas.search._run import BudgetError, SearchConfig, prepare
+from nas.search._inputs import BudgetError, SearchConfig, prepare
 from nas.search._study import open_study, make_sampler
 
 
@@ -162,7 +162,7 @@ def test_a_second_run_waits_for_the_supernet_being_trained(tmp_path):
 
 
 def test_bad_storage_and_outputs_fail_before_training(tmp_path, tiny_space_file, fake_table, splits):
-    from nas.search._run import StorageError
+    from nas.search._inputs import StorageError
 
     cases = {
         "nowhere/study.db": "does not exist",

@@ -10,7 +10,7 @@ import pytest
 from optuna.trial import TrialState
 
 from nas.data import load_data
-from nas.search._run import SearchConfig, prepare
+from nas.search._inputs import SearchConfig, prepare
 from nas.search._runner import run_study
 from nas.space import Arch
 

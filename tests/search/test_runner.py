@@ -5,7 +5,7 @@ from __future__ import annotations
 from optuna.trial import TrialState
 
 from nas.data import load_data
-from nas.search._run import SearchConfig, prepare
+from nas.search._inputs import SearchConfig, prepare
 from nas.search._runner import open_search_study, run_study, sampler_seed
 
 

@@ -1,9 +1,10 @@
-"""One search run: validate inputs, get a supernet, run the Optuna study, export the best subnet.
+"""The inputs of a search: its settings (:class:`SearchConfig`) and everything checked before any
+compute starts (:func:`prepare`: device table, budget, space, data, run and supernet directories,
+the study storage).
 
-Everything that can be wrong with the inputs (device, budget, space, data) is checked before any
-training starts. The study lives in an RDB storage (SQLite by default), so an interrupted run
-resumes where it stopped: completed trials are kept, a trial in flight is marked failed (Optuna's
-heartbeat) and retried.
+The search is layered one way: ``_inputs`` (what to do, checked) -> ``_runner`` / ``_ray_backend``
+(running the study; trial admission in ``_gate``, scoring in ``_scoring``) -> ``_pipeline`` (the
+one orchestrator: inputs -> supernet -> study -> export and reports).
 """
 
 from __future__ import annotations
