@@ -43,6 +43,18 @@ class BlockKind:
         """A freshly built ``nn.Module`` running ``spec``."""
         raise NotImplementedError
 
+    def spec_from_layer(self, layer) -> Any:
+        """The spec whose :meth:`layer` is ``layer`` (latency tables build the measured module
+        from a table key's layer); raises ``ValueError`` when the layer's shapes disagree."""
+        raise NotImplementedError
+
+    def module_for_layer(self, layer):
+        """The static module of ``layer`` (what a latency table times for its key)."""
+        spec = self.spec_from_layer(layer)
+        if self.layer(spec, layer.in_shape, layer.index) != layer:
+            raise ValueError(f"layer {layer.key}: its shapes or residual flag disagree with the {self.name} block")
+        return self.static_module(spec)
+
 
 def register(kind: type[BlockKind]) -> type[BlockKind]:
     """Class decorator: add a kind to the registry (its ``name`` must be new)."""

@@ -118,3 +118,7 @@ class Bneck(BlockKind):
 
     def static_module(self, spec: BneckSpec) -> nn.Module:
         return InvertedResidual(spec)
+
+    def spec_from_layer(self, layer: LayerSpec) -> BneckSpec:
+        return BneckSpec(layer.in_shape[0], layer.mid_channels, layer.out_shape[0], layer.kernel, layer.stride,
+                         layer.se_channels, layer.act)

@@ -55,3 +55,6 @@ class ConvBlock(BlockKind):
         module = ConvBNAct(spec.in_channels, spec.out_channels, kernel=spec.kernel, stride=spec.stride, act=spec.act)
         module.spec = spec
         return module
+
+    def spec_from_layer(self, layer: LayerSpec) -> ConvSpec:
+        return ConvSpec(layer.in_shape[0], layer.out_shape[0], layer.kernel, layer.stride, layer.act)

@@ -78,3 +78,7 @@ class Fused(BlockKind):
 
     def static_module(self, spec: FusedSpec) -> nn.Module:
         return FusedInvertedBottleneck(spec)
+
+    def spec_from_layer(self, layer: LayerSpec) -> FusedSpec:
+        return FusedSpec(layer.in_shape[0], layer.mid_channels, layer.out_shape[0], layer.kernel, layer.stride,
+                         layer.act)

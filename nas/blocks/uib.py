@@ -142,3 +142,7 @@ class UIB(BlockKind):
 
     def static_module(self, spec: UIBSpec) -> nn.Module:
         return UniversalInvertedBottleneck(spec)
+
+    def spec_from_layer(self, layer: LayerSpec) -> UIBSpec:
+        return UIBSpec(layer.in_shape[0], layer.mid_channels, layer.out_shape[0], layer.start_kernel, layer.kernel,
+                       layer.stride, layer.se_channels, layer.act)

@@ -15,8 +15,8 @@ from torch import nn
 
 from nas.export import ONNX_OPSET
 from nas.export import export_onnx as _export_onnx
-from nas.netspec import BlockSpec
-from nas.nn import ConvBNAct, InvertedResidual
+from nas.blocks import kind_named
+from nas.nn import ConvBNAct
 from nas.nn._builder import Classifier
 from nas.shapes import LayerSpec
 
@@ -31,17 +31,12 @@ def layer_module(layer: LayerSpec) -> nn.Module:
     ci, co = layer.in_shape[0], layer.out_shape[0]
     if layer.kind == "stem":
         m: nn.Module = ConvBNAct(ci, co, kernel=layer.kernel, stride=layer.stride, act=layer.act)
-    elif layer.kind == "bneck":
-        spec = BlockSpec(ci, layer.mid_channels, co, layer.kernel, layer.stride, layer.se_channels, layer.act)
-        if spec.residual != layer.residual:
-            raise ValueError(f"layer {layer.key}: residual flag disagrees with its shapes")
-        m = InvertedResidual(spec)
     elif layer.kind == "final_conv":
         m = ConvBNAct(ci, co, act=layer.act)
     elif layer.kind == "classifier":
         m = Classifier(ci, layer.hidden, layer.hidden_act or "hswish", 0.0, co)
-    else:
-        raise ValueError(f"unknown layer kind {layer.kind!r} (expected stem, bneck, final_conv, classifier)")
+    else:  # a block: its kind builds the module the builder would use
+        m = kind_named(layer.kind).module_for_layer(layer)
     return m.eval()
 
 

@@ -144,3 +144,21 @@ def test_a_new_kind_works_through_builder_walker_cost_and_json(toy_kind):
     assert NetworkSpec.from_dict(spec.to_dict()) == spec
     with pytest.raises(ValueError, match="registered twice"):
         register(toy_kind)
+
+
+@pytest.mark.parametrize("block", [BneckSpec(16, 64, 24, 5, 2, 16, "hswish"), UIBSpec(16, 64, 16, 3, 5, 1, 0, "relu"),
+                                   FusedSpec(16, 64, 24, 3, 2, "relu"), ConvSpec(16, 24, 3, 1, "relu6")])
+def test_latency_tables_measure_the_module_the_builder_uses(block):
+    """A table key's layer gives back its block's static module (what `nas.latency` times)."""
+    from nas.latency._modules import layer_module
+
+    layer = walk(_net(block))[1]
+    module = layer_module(layer)
+    assert type(module) is type(build_network(_net(block)).blocks[0])
+    x = torch.randn(1, *layer.in_shape)
+    assert module(x).shape[1:] == layer.out_shape
+    wrong = LayerSpec(layer.kind, layer.in_shape, layer.out_shape, kernel=layer.kernel, stride=layer.stride,
+                      mid_channels=layer.mid_channels, se_channels=layer.se_channels, act=layer.act,
+                      residual=not layer.residual, index=layer.index, start_kernel=layer.start_kernel)
+    with pytest.raises(ValueError, match="disagree"):
+        layer_module(wrong)
