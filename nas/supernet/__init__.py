@@ -19,6 +19,7 @@ from nas.supernet._elastic import (
     ElasticLinear,
     ElasticSqueezeExcite,
 )
+from nas.supernet._elastic_uib import ElasticUIB
 from nas.supernet._reorder import importance_order
 from nas.supernet._supernet import ElasticBlock, ElasticConvBN, Supernet, extract, max_specs, reorder_channels
 
@@ -35,6 +36,7 @@ __all__ = [
     "ElasticDepthwise",
     "ElasticLinear",
     "ElasticSqueezeExcite",
+    "ElasticUIB",
     "Supernet",
     "calibrated_subnet",
     "checkpoint_path",

@@ -165,7 +165,10 @@ class ElasticDepthwise(nn.Module):
             current = small
         return matrix
 
-    def forward(self, x: torch.Tensor, kernel: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kernel: int, stride: int | None = None) -> torch.Tensor:
+        """``kernel`` x ``kernel`` depthwise conv of the first ``x.shape[1]`` channels, at ``stride``
+        (default: the stored one; a UIB's start depthwise takes its stride per member)."""
+        stride = self.stride if stride is None else stride
         c, h, w = x.shape[1:]
         weight = _like_input(self.active_weight(c, kernel), x)
         if self.skip_padding_taps and (h < kernel // 2 + 1 or w < kernel // 2 + 1):
@@ -175,8 +178,8 @@ class ElasticDepthwise(nn.Module):
             kh, kw = min(kernel, 2 * h - 1), min(kernel, 2 * w - 1)
             sh, sw = (kernel - kh) // 2, (kernel - kw) // 2
             weight = weight[:, :, sh : sh + kh, sw : sw + kw]
-            return F.conv2d(x, weight, None, self.stride, (kh // 2, kw // 2), 1, c)
-        return F.conv2d(x, weight, None, self.stride, kernel // 2, 1, c)
+            return F.conv2d(x, weight, None, stride, (kh // 2, kw // 2), 1, c)
+        return F.conv2d(x, weight, None, stride, kernel // 2, 1, c)
 
 
 class ElasticBatchNorm2d(nn.Module):
