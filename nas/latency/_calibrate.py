@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from nas.blocks import BneckSpec, kind_of
 from nas._yaml import load_yaml_file
 from nas.cost import layer_cost
 from nas.latency._coverage import layers_of, minimalistic_spec, proxyless_lut_specs, reference_layers, space_layers
@@ -121,7 +122,11 @@ def _lut_key(name: str) -> str:
     if not m:
         raise ValueError(f"{_LUT_FILE}: unrecognised key {name!r}")
     h, w, c, ho, wo, co, e, k, s, r = map(int, m.groups())
-    return f"bneck-i{c}x{h}x{w}-o{co}x{ho}x{wo}-e{c * e}-k{k}-s{s}-se0-relu6-r{r}"
+    # the key the shape walker gives this block (its kind formats it), checked against the name
+    layer = kind_of(spec := BneckSpec(c, c * e, co, k, s, 0, "relu6")).layer(spec, (c, h, w), -1)
+    if layer.out_shape != (co, ho, wo) or layer.residual != bool(r):
+        raise ValueError(f"{_LUT_FILE}: key {name!r} does not describe a bneck block (output or residual flag)")
+    return layer.key
 
 
 def load_observations(ref_dir: str | Path) -> list[Observation]:
