@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.activations import apply_activation
+from nas.supernet._reorder import importance_order, permute_
 
 __all__ = [
     "ElasticConv",
@@ -209,6 +210,12 @@ class ElasticBatchNorm2d(nn.Module):
             self.num_batches_tracked.zero_()
 
     @torch.no_grad()
+    def permute(self, order: torch.Tensor, optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Re-order the stored channels (affine parameters, their optimizer state, statistics)."""
+        for t in (self.weight, self.bias, self.running_mean, self.running_var):
+            permute_(t, 0, order, optimizer)
+
+    @torch.no_grad()
     def copy_into(self, dst: nn.BatchNorm2d) -> None:
         """Copy the first ``dst.num_features`` channels (affine parameters and statistics) into ``dst``."""
         c = dst.num_features
@@ -253,6 +260,27 @@ class ElasticSqueezeExcite(nn.Module):
         s = F.relu(self.reduce(s, hidden))
         s = F.hardsigmoid(self.expand(s, x.shape[1]))
         return x * s
+
+    @torch.no_grad()
+    def copy_into(self, dst: nn.Module, channels: int, hidden: int) -> None:
+        """Copy the slice of ``channels`` and ``hidden`` units into a static ``SqueezeExcite``."""
+        for src, conv, n_in, n_out in ((self.reduce, dst.reduce, channels, hidden),
+                                       (self.expand, dst.expand, hidden, channels)):
+            w, b = src.active(n_in, n_out)
+            conv.weight.copy_(w)
+            conv.bias.copy_(b)
+
+    @torch.no_grad()
+    def reorder(self, channels: torch.Tensor, optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Follow the block's new channel order, then sort the hidden units by importance (the L1
+        norm of the expand weights that read them); the optimizer's state moves along."""
+        permute_(self.reduce.weight, 1, channels, optimizer)
+        permute_(self.expand.weight, 0, channels, optimizer)
+        permute_(self.expand.bias, 0, channels, optimizer)
+        hidden = importance_order(self.expand.weight, 1)
+        permute_(self.reduce.weight, 0, hidden, optimizer)
+        permute_(self.reduce.bias, 0, hidden, optimizer)
+        permute_(self.expand.weight, 1, hidden, optimizer)
 
 
 class ElasticBiasConv(nn.Module):

@@ -19,30 +19,11 @@ import torch
 from torch import nn
 
 from nas.blocks.uib import UIBSpec, UniversalInvertedBottleneck
-from nas.supernet._elastic import ElasticBatchNorm2d, ElasticDepthwise, ElasticSqueezeExcite
+from nas.supernet._elastic import ElasticSqueezeExcite
 from nas.supernet._reorder import importance_order, permute_
 from nas.supernet._supernet import ElasticConvBN, ElasticDepthwiseBN
 
 __all__ = ["ElasticUIB"]
-
-
-class _ElasticStartDepthwiseBN(nn.Module):
-    """The UIB's start depthwise conv -> BN (no activation), its stride chosen per call.
-
-    The weights are stored at stride 1; :meth:`forward` takes the stride the member needs.
-    """
-
-    def __init__(
-        self, max_channels: int, kernels: tuple[int, ...], *, kernel_transform: bool, skip_padding_taps: bool
-    ) -> None:
-        super().__init__()
-        self.conv = ElasticDepthwise(
-            max_channels, kernels, stride=1, kernel_transform=kernel_transform, skip_padding_taps=skip_padding_taps
-        )
-        self.bn = ElasticBatchNorm2d(max_channels)
-
-    def forward(self, x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
-        return self.bn(self.conv(x, kernel, stride))
 
 
 def _check_kernels(name: str, kernels: tuple[int, ...]) -> tuple[int, ...]:
@@ -105,8 +86,8 @@ class ElasticUIB(nn.Module):
         # depth-wise at the start (BN, no activation): on the input channels; stride 1 when the
         # member has a mid depthwise conv, else the block's stride
         self.start = (
-            _ElasticStartDepthwiseBN(
-                max_in, start_kernels, kernel_transform=kernel_transform, skip_padding_taps=skip_padding_taps
+            ElasticDepthwiseBN(
+                max_in, start_kernels, stride=1, kernel_transform=kernel_transform, skip_padding_taps=skip_padding_taps
             )
             if start_kernels
             else None
@@ -150,7 +131,7 @@ class ElasticUIB(nn.Module):
             raise ValueError(f"x has {x.shape[1]} channels, spec.in_channels is {spec.in_channels}")
         out = x
         if spec.start_kernel:
-            out = self.start(out, spec.start_kernel, spec.start_stride)
+            out = self.start(out, spec.start_kernel, None, spec.start_stride)
         out = self.expand(out, spec.mid_channels, spec.act)
         if spec.mid_kernel:
             out = self.mid(out, spec.mid_kernel, spec.act)
@@ -166,19 +147,12 @@ class ElasticUIB(nn.Module):
         spec = dst.spec
         self._check(spec)
         if spec.start_kernel:
-            dst.start[0].weight.copy_(self.start.conv.active_weight(spec.in_channels, spec.start_kernel))
-            self.start.bn.copy_into(dst.start[1])
+            self.start.copy_into(dst.start, spec.in_channels, spec.start_kernel)
         self.expand.copy_into(dst.expand)
         if spec.mid_kernel:
-            dst.mid[0].weight.copy_(self.mid.conv.active_weight(spec.mid_channels, spec.mid_kernel))
-            self.mid.bn.copy_into(dst.mid[1])
+            self.mid.copy_into(dst.mid, spec.mid_channels, spec.mid_kernel)
         if spec.has_se:
-            w, b = self.se.reduce.active(spec.mid_channels, spec.se_channels)
-            dst.se.reduce.weight.copy_(w)
-            dst.se.reduce.bias.copy_(b)
-            w, b = self.se.expand.active(spec.se_channels, spec.mid_channels)
-            dst.se.expand.weight.copy_(w)
-            dst.se.expand.bias.copy_(b)
+            self.se.copy_into(dst.se, spec.mid_channels, spec.se_channels)
         self.project.copy_into(dst.project)
 
     @torch.no_grad()
@@ -192,24 +166,10 @@ class ElasticUIB(nn.Module):
         it is left alone (and the kernel transforms are shared by all channels).
         """
 
-        def permute(t: torch.Tensor, dim: int, order: torch.Tensor) -> None:
-            permute_(t, dim, order, optimizer)
-
         mid = importance_order(self.project.conv.weight, 1)
-        permute(self.expand.conv.weight, 0, mid)
-        bns = [self.expand.bn]
+        self.expand.permute_outputs(mid, optimizer)
         if self.mid is not None:
-            permute(self.mid.conv.weight, 0, mid)
-            bns.append(self.mid.bn)
-        for bn in bns:
-            for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var):
-                permute(t, 0, mid)
+            self.mid.permute(mid, optimizer)
         if self.se is not None:
-            permute(self.se.reduce.weight, 1, mid)
-            permute(self.se.expand.weight, 0, mid)
-            permute(self.se.expand.bias, 0, mid)
-            hidden = importance_order(self.se.expand.weight, 1)
-            permute(self.se.reduce.weight, 0, hidden)
-            permute(self.se.reduce.bias, 0, hidden)
-            permute(self.se.expand.weight, 1, hidden)
-        permute(self.project.conv.weight, 1, mid)
+            self.se.reorder(mid, optimizer)
+        permute_(self.project.conv.weight, 1, mid, optimizer)

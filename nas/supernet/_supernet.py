@@ -42,6 +42,12 @@ class ElasticConvBN(nn.Module):
         return activation(self.bn(self.conv(x, out_channels)), act, inplace=True)
 
     @torch.no_grad()
+    def permute_outputs(self, order: torch.Tensor, optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Re-order the output channels (conv filters and BN) with the optimizer's state."""
+        permute_(self.conv.weight, 0, order, optimizer)
+        self.bn.permute(order, optimizer)
+
+    @torch.no_grad()
     def copy_into(self, dst: nn.Sequential) -> None:
         """Copy the active slice into a static ``ConvBNAct`` (conv, BN[, act])."""
         conv, bn = dst[0], dst[1]
@@ -59,8 +65,20 @@ class ElasticDepthwiseBN(nn.Module):
         )
         self.bn = ElasticBatchNorm2d(max_channels)
 
-    def forward(self, x: torch.Tensor, kernel: int, act: str) -> torch.Tensor:
-        return activation(self.bn(self.conv(x, kernel)), act, inplace=True)
+    def forward(self, x: torch.Tensor, kernel: int, act: str | None, stride: int | None = None) -> torch.Tensor:
+        """Depthwise conv (at ``stride``, default the stored one) -> BN -> ``act`` (``None``: linear)."""
+        return activation(self.bn(self.conv(x, kernel, stride)), act, inplace=True)
+
+    @torch.no_grad()
+    def copy_into(self, dst: nn.Sequential, channels: int, kernel: int) -> None:
+        """Copy the slice of ``channels`` at ``kernel`` into a static depthwise ``ConvBNAct``."""
+        dst[0].weight.copy_(self.conv.active_weight(channels, kernel))
+        self.bn.copy_into(dst[1])
+
+    @torch.no_grad()
+    def permute(self, order: torch.Tensor, optimizer: torch.optim.Optimizer | None = None) -> None:
+        permute_(self.conv.weight, 0, order, optimizer)
+        self.bn.permute(order, optimizer)
 
 
 class ElasticBlock(nn.Module):
@@ -113,15 +131,9 @@ class ElasticBlock(nn.Module):
         spec = dst.spec
         if spec.has_expand:
             self.expand.copy_into(dst.expand)
-        dst.depthwise[0].weight.copy_(self.depthwise.conv.active_weight(spec.mid_channels, spec.kernel))
-        self.depthwise.bn.copy_into(dst.depthwise[1])
+        self.depthwise.copy_into(dst.depthwise, spec.mid_channels, spec.kernel)
         if spec.has_se:
-            w, b = self.se.reduce.active(spec.mid_channels, spec.se_channels)
-            dst.se.reduce.weight.copy_(w)
-            dst.se.reduce.bias.copy_(b)
-            w, b = self.se.expand.active(spec.se_channels, spec.mid_channels)
-            dst.se.expand.weight.copy_(w)
-            dst.se.expand.bias.copy_(b)
+            self.se.copy_into(dst.se, spec.mid_channels, spec.se_channels)
         self.project.copy_into(dst.project)
 
     @torch.no_grad()
@@ -129,24 +141,12 @@ class ElasticBlock(nn.Module):
         """Sort the mid channels (and SE hidden units) by importance, with the optimizer's state
         (see :mod:`nas.supernet._reorder`). Only for blocks that always expand."""
 
-        def permute(t: torch.Tensor, dim: int, order: torch.Tensor) -> None:
-            permute_(t, dim, order, optimizer)
-
         mid = importance_order(self.project.conv.weight, 1)
-        permute(self.expand.conv.weight, 0, mid)
-        permute(self.depthwise.conv.weight, 0, mid)
-        for bn in (self.expand.bn, self.depthwise.bn):
-            for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var):
-                permute(t, 0, mid)
+        self.expand.permute_outputs(mid, optimizer)
+        self.depthwise.permute(mid, optimizer)
         if self.se is not None:
-            permute(self.se.reduce.weight, 1, mid)
-            permute(self.se.expand.weight, 0, mid)
-            permute(self.se.expand.bias, 0, mid)
-            hidden = importance_order(self.se.expand.weight, 1)
-            permute(self.se.reduce.weight, 0, hidden)
-            permute(self.se.reduce.bias, 0, hidden)
-            permute(self.se.expand.weight, 1, hidden)
-        permute(self.project.conv.weight, 1, mid)
+            self.se.reorder(mid, optimizer)
+        permute_(self.project.conv.weight, 1, mid, optimizer)
 
 
 def max_specs(space: SearchSpace, num_classes: int) -> list[NetworkSpec]:
