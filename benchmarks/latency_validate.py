@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, not installed
 
 from nas.latency import load_table  # noqa: E402
-from nas.latency._validate import validate_table  # noqa: E402
+from nas.latency import validate_table  # noqa: E402
 from nas.space import load_space  # noqa: E402
 
 TARGETS = {"within_10pct": 0.95, "median_abs_error_pct": 5.0, "kendall_tau": 0.9}

@@ -43,7 +43,7 @@ from nas.data import load_data  # noqa: E402
 from nas.distributed import ray_cluster  # noqa: E402
 from nas.search import SupernetScorer  # noqa: E402
 from nas.search._ray_backend import run_study_ray  # noqa: E402
-from nas.search._inputs import SearchConfig, prepare  # noqa: E402
+from nas.search import SearchConfig, prepare  # noqa: E402
 from nas.space import load_space  # noqa: E402
 from nas.supernet import checkpoint_path  # noqa: E402
 from nas.train import TrainConfig, train_supernet  # noqa: E402

@@ -40,16 +40,13 @@ from nas.cost import network_cost  # noqa: E402
 from nas.data import iterate_batches  # noqa: E402
 from nas.evaluate import calibration_batches, subnet_resolution, top1_accuracy  # noqa: E402
 from nas.latency import predict_latency  # noqa: E402
-from nas.latency._measure import Timer, cpu_model  # noqa: E402
-from nas.latency._modules import export_onnx  # noqa: E402
-from nas.latency._validate import settings_of  # noqa: E402
+from nas.latency import Timer, cpu_model, onnx_bytes, settings_of  # noqa: E402
 from nas.netspec import NetworkSpec  # noqa: E402
 from nas.nn import build_network, get_preset  # noqa: E402
 from nas.pareto import hypervolume  # noqa: E402
 from nas.search import make_accuracy_fn  # noqa: E402
 from nas.search import SearchConfig, prepare, run_study  # noqa: E402
-from nas.search._inputs import supernet_dir  # noqa: E402
-from nas.search._study import best_feasible_trial, feasible_trials  # noqa: E402
+from nas.search import best_feasible_trial, feasible_trials, supernet_dir  # noqa: E402
 from nas.space import Arch  # noqa: E402
 from nas.supernet import checkpoint_path, load_supernet, recalibrate_bn  # noqa: E402
 from nas.train import TrainConfig, train_static  # noqa: E402
@@ -74,7 +71,7 @@ def check_work_dir(work: Path, sdir: Path) -> None:
 def measured_ms(timer: Timer, spec: NetworkSpec) -> float:
     net = build_network(spec).eval()
     shape = (spec.in_channels, spec.resolution, spec.resolution)
-    return float(timer.time_models([(export_onnx(net, shape), shape)])[0].ms)
+    return float(timer.time_models([(onnx_bytes(net, shape), shape)])[0].ms)
 
 
 def match_width(preset: str, resolution: int, target_ms: float, timer: Timer, num_classes: int) -> tuple[float, float]:

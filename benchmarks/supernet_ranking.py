@@ -42,7 +42,7 @@ from nas.correlation import kendall_tau, pearson_r, spearman_rho  # noqa: E402
 from nas.cost import network_cost  # noqa: E402
 from nas.data import iterate_batches, load_data  # noqa: E402
 from nas.evaluate import calibration_batches, evaluate_arch, subnet_resolution, top1_accuracy  # noqa: E402
-from nas.latency._measure import cpu_model  # noqa: E402
+from nas.latency import cpu_model  # noqa: E402
 from nas.nn import build_network  # noqa: E402
 from nas.space import Arch, BlockArch, SearchSpace, load_space  # noqa: E402
 from nas.supernet import Supernet, checkpoint_path, load_checkpoint, recalibrate_bn  # noqa: E402

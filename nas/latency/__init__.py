@@ -26,6 +26,8 @@ from nas.latency._table import (
     available_devices,
     table_path,
 )
+from nas.latency._modules import onnx_bytes
+from nas.latency._validate import settings_of, validate_table
 
 __all__ = [
     "DEFAULT_NUM_CLASSES",
@@ -50,6 +52,9 @@ __all__ = [
     "parse_budget",
     "predict_latency",
     "resolve_device",
+    "onnx_bytes",
+    "settings_of",
     "space_layers",
     "table_path",
+    "validate_table",
 ]

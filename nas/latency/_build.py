@@ -18,7 +18,8 @@ import onnxruntime as ort
 
 from nas.latency._coverage import DEFAULT_NUM_CLASSES, reference_layers, space_layers
 from nas.latency._measure import MeasureSettings, Timer, cpu_model, measure_networks
-from nas.latency._modules import OPSET, canary_layer, export_onnx, layer_module
+from nas.export import ONNX_OPSET
+from nas.latency._modules import canary_layer, layer_module, onnx_bytes
 from nas.latency._table import Entry, LatencyTable, LatencyTableError, SpaceRef, TableHeader, check_device_name
 from nas.shapes import LayerSpec, walk
 from nas.space import SearchSpace
@@ -45,7 +46,7 @@ def measured_header(
         inter_op_threads=settings.inter_op_threads,
         execution_mode="sequential",
         graph_optimization=settings.graph_optimization,
-        opset=OPSET,
+        opset=ONNX_OPSET,
         batch=1,
         warmup=settings.warmup,
         rounds=settings.rounds,
@@ -188,7 +189,7 @@ def build_table(
     try:
         for start in range(0, len(todo), chunk_size):
             keys = todo[start : start + chunk_size]
-            models = [(export_onnx(layer_module(layers[k]), layers[k].in_shape), layers[k].in_shape) for k in keys]
+            models = [(onnx_bytes(layer_module(layers[k]), layers[k].in_shape), layers[k].in_shape) for k in keys]
             assert timer is not None
             timings = timer.time_models(models)
             table = table.with_entries(

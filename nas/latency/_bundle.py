@@ -30,7 +30,8 @@ from typing import Any
 
 from nas.latency._build import required_layers
 from nas.latency._coverage import DEFAULT_NUM_CLASSES
-from nas.latency._modules import OPSET, canary_layer, export_onnx, layer_module, overhead_module
+from nas.export import ONNX_OPSET
+from nas.latency._modules import canary_layer, layer_module, onnx_bytes, overhead_module
 from nas.latency._runner import MANIFEST_FORMAT, RESULTS_FORMAT, MeasureSettings
 from nas.latency._table import Entry, LatencyTable, LatencyTableError, SpaceRef, TableHeader, check_device_name
 from nas.space import SearchSpace
@@ -114,17 +115,17 @@ def write_bundle(
         rel = f"models/{i:05d}.onnx"
         path = out / rel
         if not path.exists():  # resumable export
-            path.write_bytes(export_onnx(layer_module(layer), layer.in_shape))
+            path.write_bytes(onnx_bytes(layer_module(layer), layer.in_shape))
         models.append({"key": key, "file": rel, "input_shape": list(layer.in_shape)})
     om, oshape = overhead_module()
-    (out / "models" / "overhead.onnx").write_bytes(export_onnx(om, oshape))
+    (out / "models" / "overhead.onnx").write_bytes(onnx_bytes(om, oshape))
     canary = canary_layer()
-    (out / "models" / "canary.onnx").write_bytes(export_onnx(layer_module(canary), canary.in_shape))
+    (out / "models" / "canary.onnx").write_bytes(onnx_bytes(layer_module(canary), canary.in_shape))
     manifest = {
         "format": MANIFEST_FORMAT,
         "device": device,
         "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "opset": OPSET,
+        "opset": ONNX_OPSET,
         "settings": asdict(settings),
         "spaces": [{"name": s.name, "digest": s.digest} for s in spaces],
         "num_classes": list(num_classes) if spaces else [],

@@ -13,17 +13,13 @@ import io
 import torch
 from torch import nn
 
-from nas.export import ONNX_OPSET
 from nas.export import export_onnx as _export_onnx
 from nas.blocks import kind_named
-from nas.nn import ConvBNAct
-from nas.nn._builder import Classifier
+from nas.nn import Classifier, ConvBNAct
 from nas.shapes import LayerSpec
 
-__all__ = ["OPSET", "layer_module", "onnx_bytes", "export_onnx", "overhead_module", "canary_layer"]
+__all__ = ["layer_module", "onnx_bytes", "overhead_module", "canary_layer"]
 
-#: The opset of every model a table times: the package's one, :data:`nas.export.ONNX_OPSET`.
-OPSET = ONNX_OPSET
 
 
 def layer_module(layer: LayerSpec) -> nn.Module:
@@ -78,4 +74,3 @@ def onnx_bytes(module: nn.Module, in_shape: tuple[int, ...], *, seed: int = 0) -
 
 #: Former name of :func:`onnx_bytes`, still imported by ``_build.py``, ``_bundle.py``,
 #: ``benchmarks/search_quality.py`` and ``tests/latency/test_build.py``; not a second exporter.
-export_onnx = onnx_bytes

@@ -9,7 +9,7 @@ from nas.netspec import NetworkSpec
 from nas.activations import make_activation
 from nas.blocks import ConvBNAct, kind_of
 
-__all__ = ["MobileNet", "build_network", "init_weights"]
+__all__ = ["Classifier", "MobileNet", "build_network", "init_weights"]
 
 
 class Classifier(nn.Module):

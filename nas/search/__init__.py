@@ -6,7 +6,7 @@ importable for other drivers (the Ray backend uses the same objective and storag
 
 from nas.search._objective import Objective, suggest_arch
 from nas.search._params import arch_to_params
-from nas.search._inputs import BudgetError, SearchConfig, SearchInputs, StorageError, prepare
+from nas.search._inputs import BudgetError, SearchConfig, SearchInputs, StorageError, prepare, supernet_dir
 from nas.search._runner import open_search_study, run_study
 from nas.search._scoring import SupernetScorer, make_accuracy_fn
 from nas.search._study import (
@@ -43,4 +43,5 @@ __all__ = [
     "prepare",
     "run_study",
     "suggest_arch",
+    "supernet_dir",
 ]

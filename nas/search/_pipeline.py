@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from nas.cost import network_cost
 from nas.data import DataSplits
 from nas.evaluate import calibration_batches, describe_resolution, eval_resolution, evaluate_arch
+from nas.latency import Timer, host_device_name, settings_of
 from nas.search._plots import write_pareto_plots
 from nas.search._report import write_report, write_result
 from nas.search._inputs import SearchConfig, SearchInputs, prepare, supernet_dir
@@ -116,12 +117,8 @@ def _ensure_supernet(
 
 def _measured_latency(inputs: SearchInputs, onnx_path: Path, resolution: int) -> float | None:
     """End-to-end latency of the exported model, when the table was measured on this machine."""
-    from nas.latency import host_device_name
-
     if inputs.table.header.method != "measured" or inputs.table.device != host_device_name():
         return None
-    from nas.latency._measure import Timer
-    from nas.latency._validate import settings_of
 
     timer = Timer(settings_of(inputs.table))
     timing = timer.time_models([(onnx_path.read_bytes(), (1, inputs.space.config.in_channels, resolution, resolution))])

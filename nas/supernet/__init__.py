@@ -10,6 +10,7 @@ from nas.supernet._checkpoint import (
     load_checkpoint,
     load_supernet,
     save_checkpoint,
+    write_atomically,
 )
 from nas.supernet._elastic import (
     ElasticBatchNorm2d,
@@ -48,4 +49,5 @@ __all__ = [
     "recalibrate_bn",
     "reorder_channels",
     "save_checkpoint",
+    "write_atomically",
 ]

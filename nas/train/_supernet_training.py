@@ -39,8 +39,15 @@ from nas.data import DataSplits, iterate_batches, load_data
 from nas.errors import DataError
 from nas.evaluate import calibration_batches, evaluate_arch, proxy_side, subnet_resolution
 from nas.space import Arch, SearchSpace, load_space
-from nas.supernet import Checkpoint, CheckpointError, Supernet, checkpoint_path, load_checkpoint, save_checkpoint
-from nas.supernet._checkpoint import write_atomically
+from nas.supernet import (
+    Checkpoint,
+    CheckpointError,
+    Supernet,
+    checkpoint_path,
+    load_checkpoint,
+    save_checkpoint,
+    write_atomically,
+)
 from nas.train._config import TrainConfig
 from nas.train._optim import amp_settings, lr_at, param_groups, pick_device, soft_cross_entropy
 

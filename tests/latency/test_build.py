@@ -98,10 +98,10 @@ def test_host_device_name_is_a_valid_table_name():
 
 
 def test_timer_accepts_chw_and_batch_one_shapes(fast_settings):
-    from nas.latency._modules import export_onnx, overhead_module
+    from nas.latency._modules import onnx_bytes, overhead_module
 
     module, shape = overhead_module()
-    model = export_onnx(module, shape)
+    model = onnx_bytes(module, shape)
     timer = Timer(fast_settings)
     a, b = timer.time_models([(model, shape), (model, (1, *shape))])
     assert a.ms > 0 and b.ms > 0

@@ -9,7 +9,6 @@ import onnx
 import torch
 
 from nas.export import ONNX_OPSET, export_onnx
-from nas.latency import _modules
 from nas.latency._modules import canary_layer, layer_module, onnx_bytes
 
 
@@ -27,8 +26,3 @@ def test_layer_models_come_from_the_one_exporter_at_the_package_opset():
     export_onnx(module, buffer, torch.randn(1, *layer.in_shape), input_name="x", output_name="y",
                 dynamic_batch=False)
     assert model == buffer.getvalue()
-
-
-def test_former_names_are_the_same_objects():
-    # _build.py, _bundle.py and benchmarks/search_quality.py still import OPSET and export_onnx
-    assert _modules.OPSET == ONNX_OPSET and _modules.export_onnx is onnx_bytes
