@@ -8,6 +8,7 @@ is a MobileNetV3 ``bneck`` (every file written before kinds existed).
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from typing import Any, ClassVar
 
@@ -21,32 +22,33 @@ _KINDS: dict[str, BlockKind] = {}
 _BY_TYPE: dict[type, BlockKind] = {}
 
 
-class BlockKind:
-    """One kind of block. Subclasses set ``name`` and ``spec_type`` and implement the methods."""
+class BlockKind(abc.ABC):
+    """One kind of block (an interface). Subclasses set ``name`` and ``spec_type`` and implement
+    every abstract method; :func:`register` refuses a kind that leaves one out."""
 
     name: ClassVar[str]
     spec_type: ClassVar[type]
 
+    @abc.abstractmethod
     def layer(self, spec: Any, in_shape: tuple[int, int, int], index: int):
         """The :class:`~nas.blocks.LayerSpec` of ``spec`` on an input of ``in_shape`` (C, H, W)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def key(self, layer) -> str:
         """What follows ``KIND-iCxHxW-oCxHxW-`` in the layer's latency-table key."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def cost(self, layer) -> tuple[int, int, int, int]:
         """``(params, madds, elements written, peak live elements)`` of the layer."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def static_module(self, spec: Any):
         """A freshly built ``nn.Module`` running ``spec``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def spec_from_layer(self, layer) -> Any:
         """The spec whose :meth:`layer` is ``layer`` (latency tables build the measured module
         from a table key's layer); raises ``ValueError`` when the layer's shapes disagree."""
-        raise NotImplementedError
 
     def module_for_layer(self, layer):
         """The static module of ``layer`` (what a latency table times for its key)."""

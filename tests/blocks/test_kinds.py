@@ -131,6 +131,9 @@ def toy_kind():
         def static_module(self, spec):
             return _DoubleConv(spec)
 
+        def spec_from_layer(self, layer):
+            return _DoubleConvSpec(layer.in_shape[0], layer.out_shape[0], layer.stride)
+
     register(DoubleConv)
     yield DoubleConv
     del _KINDS["toy_doubleconv"], _BY_TYPE[_DoubleConvSpec]
