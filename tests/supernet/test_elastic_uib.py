@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.supernet.conftest import _randomize
 from nas.blocks import UIBSpec, UniversalInvertedBottleneck
 from nas.supernet import ElasticBatchNorm2d, ElasticSqueezeExcite, ElasticUIB, importance_order
 
@@ -46,18 +47,7 @@ def _block(name: str, *, kernel_transform: bool = False, skip_padding_taps: bool
                 module, ElasticSqueezeExcite
             ):
                 module.reset_parameters(g)
-        for key, b in block.named_buffers():
-            if key.endswith("running_mean"):
-                b.normal_(0.0, 0.2, generator=g)
-            elif key.endswith("running_var"):
-                b.uniform_(0.5, 2.0, generator=g)
-        for key, p in block.named_parameters():
-            if "transforms" in key:
-                p.add_(0.1 * torch.randn(p.shape, generator=g))
-            elif key.endswith("bn.weight"):
-                p.uniform_(0.5, 1.5, generator=g)
-            elif key.endswith("bias"):
-                p.normal_(0.0, 0.2, generator=g)
+    _randomize(block, seed)  # non-trivial BN statistics, affine parameters, biases, transforms
     return block.to(dtype)
 
 
