@@ -44,7 +44,7 @@ from nas.data import iterate_batches, load_data  # noqa: E402
 from nas.evaluate import calibration_batches, evaluate_arch, subnet_resolution, top1_accuracy  # noqa: E402
 from nas.latency import cpu_model  # noqa: E402
 from nas.nn import build_network  # noqa: E402
-from nas.space import Arch, BlockArch, SearchSpace, load_space  # noqa: E402
+from nas.space import Arch, SearchSpace, load_space  # noqa: E402
 from nas.supernet import Supernet, checkpoint_path, load_checkpoint, recalibrate_bn  # noqa: E402
 from nas.train import TrainConfig, soft_cross_entropy, train_static, train_supernet  # noqa: E402
 
@@ -62,14 +62,16 @@ def _biased_sample(space: SearchSpace, rng: np.random.Generator, t: float) -> Ar
         i = int(np.clip(np.rint(rng.normal(t * (len(values) - 1), 0.6)), 0, len(values) - 1))
         return values[i]
 
+    def pick_block(slot):
+        ks = slot.kinds[0] if len(slot.kinds) == 1 else pick(slot.kinds)
+        if ks.complete:  # one draw per axis
+            return ks.kind.arch_type(**{name: pick(values) for name, values in ks.axes})
+        return pick(tuple(sorted(ks.options, key=ks.rank)))
+
     cfg = space.config
     stages = tuple(
-        tuple(
-            BlockArch(kernel=int(pick(st.kernels)), expand=float(pick(st.expansions)), se=bool(pick(st.se)),
-                      act=str(pick(st.acts)))
-            for _ in range(int(pick(st.depths)))
-        )
-        for st in cfg.stages
+        tuple(pick_block(space.slot(i, j)) for j in range(int(pick(st.depths))))
+        for i, st in enumerate(cfg.stages)
     )
     return Arch(space.name, int(pick(cfg.resolutions)), float(pick(cfg.width_multipliers)), stages)
 

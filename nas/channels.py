@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from nas.activations import ACTIVATIONS
 
-__all__ = ["make_divisible", "check_positive", "check_act"]
+__all__ = ["make_divisible", "expanded_channels", "se_units", "scaled_channels", "classifier_hidden", "check_positive", "check_act"]
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -18,6 +18,27 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
     if new < 0.9 * value:
         new += divisor
     return new
+
+
+def expanded_channels(in_channels: int, expand: float) -> int:
+    """A block's mid (expanded) channels: ``make_divisible(in x expand)``; ratio 1 keeps the input's."""
+    return in_channels if expand == 1.0 else make_divisible(in_channels * expand)
+
+
+def se_units(mid_channels: int, reduction: int = 4) -> int:
+    """Hidden units of a squeeze-excitation on ``mid_channels``: ``make_divisible(mid / reduction)``."""
+    return make_divisible(mid_channels / reduction)
+
+
+def scaled_channels(channels: int, width: float) -> int:
+    """A layer's channels under width multiplier ``width``: ``make_divisible(channels x width)``."""
+    return make_divisible(channels * width)
+
+
+def classifier_hidden(channels: int, width: float) -> int:
+    """The classifier's hidden layer under ``width``: kept for multipliers <= 1 (MobileNetV2/V3),
+    scaled above; 0 (no hidden layer) stays 0."""
+    return channels if width <= 1.0 or not channels else make_divisible(channels * width)
 
 
 def check_positive(owner: str, **values: int) -> None:

@@ -17,7 +17,8 @@ from typing import Any
 
 from nas.activations import ACTIVATIONS
 from nas.blocks import BneckSpec, block_from_dict, block_to_dict, kind_of
-from nas.channels import check_act, check_positive, make_divisible
+from nas.channels import (check_act, check_positive, classifier_hidden, expanded_channels, make_divisible,
+                          scaled_channels, se_units)
 
 #: The MobileNetV3 bneck's spec (the block of every space so far); other kinds: ``nas.blocks``.
 BlockSpec = BneckSpec
@@ -29,6 +30,10 @@ __all__ = [
     "HeadSpec",
     "NetworkSpec",
     "make_divisible",
+    "expanded_channels",
+    "se_units",
+    "scaled_channels",
+    "classifier_hidden",
 ]
 
 

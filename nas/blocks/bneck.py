@@ -1,18 +1,36 @@
-"""MobileNetV3's inverted residual ("bneck"): 1x1 expansion -> kxk depthwise -> SE -> 1x1 linear projection."""
+"""MobileNetV3's inverted residual ("bneck"): 1x1 expansion -> kxk depthwise -> SE -> 1x1 linear projection.
+
+Searchable: per block a kernel, an expansion ratio, SE on/off and the activation; token
+``k5e6sh`` (kernel 5, expansion 6, SE, h-swish; ``ir_`` may prefix it, as timm writes it).
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
+from pydantic import AfterValidator, StrictInt
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 from torch import nn
 
+from nas.activations import CODE_ACTIVATIONS
+from nas.blocks._choices import (CHOICES_CONFIG, ActChoices, Expansions, SEChoices, act_code, check_common,
+                                 check_int, sorted_choices)
+from nas.blocks._elastic import ElasticConvBN, ElasticDepthwiseBN, ElasticSqueezeExcite
 from nas.blocks._layer import LayerSpec, Shape, conv_out
 from nas.blocks._modules import BlockShape, ConvBNAct, SqueezeExcite, bn_params
-from nas.blocks._registry import BlockKind, register
-from nas.channels import check_act, check_positive
+from nas.blocks._registry import OpCounts, SearchableKind, register
+from nas.blocks._reorder import importance_order, permute_
+from nas.channels import check_act, check_positive, expanded_channels, se_units
+from nas.errors import ArchError
 
-__all__ = ["BneckSpec", "InvertedResidual", "Bneck"]
+__all__ = ["BneckSpec", "InvertedResidual", "Bneck", "BneckChoices", "BlockArch", "ElasticBneck", "BNECK_KERNELS"]
+
+#: Depthwise kernels a searchable bneck may have.
+BNECK_KERNELS = (3, 5, 7)
 
 
 @dataclass(frozen=True)
@@ -70,10 +88,151 @@ class InvertedResidual(nn.Module):
         return out + x if self.residual else out
 
 
+@pydantic_dataclass(frozen=True, config=CHOICES_CONFIG)
+class BneckChoices:
+    """A stage's bneck choices in YAML: ``kernels``, ``expansions``, ``se``, ``acts``."""
+
+    kernels: Annotated[tuple[StrictInt, ...], AfterValidator(sorted_choices(BNECK_KERNELS))]
+    expansions: Expansions
+    se: SEChoices = (False,)
+    acts: ActChoices = ("relu",)
+
+
+_TOKEN_RE = re.compile(r"^k(\d+)e(\d+(?:\.\d+)?)(s?)([" + "".join(CODE_ACTIVATIONS) + r"])$")
+
+
+@dataclass(frozen=True)
+class BlockArch:
+    """Choices of one bneck block: depthwise kernel, expansion ratio, SE on/off, activation."""
+
+    kernel: int
+    expand: float
+    se: bool
+    act: str
+
+    def __post_init__(self) -> None:
+        check_int("kernel", self.kernel)
+        check_common(self)
+
+    def to_string(self) -> str:
+        return f"k{self.kernel}e{self.expand:g}{'s' if self.se else ''}{act_code(self.act)}"
+
+    @classmethod
+    def from_string(cls, text: str) -> BlockArch:
+        m = _TOKEN_RE.match(text)
+        if not m:
+            raise ArchError(f"bad block token {text!r}: expected k<kernel>e<expand>[s]<r|h>, e.g. 'k5e6sh'")
+        return cls(kernel=int(m[1]), expand=float(m[2]), se=m[3] == "s", act=CODE_ACTIVATIONS[m[4]])
+
+
+class ElasticBneck(nn.Module):
+    """A bneck block at its largest size; ``forward(x, spec)`` runs it as the resolved ``spec``."""
+
+    def __init__(
+        self,
+        *,
+        max_in: int,
+        max_mid: int,
+        max_out: int,
+        max_se: int,
+        kernels: tuple[int, ...],
+        stride: int,
+        has_expand: bool,
+        kernel_transform: bool,
+        skip_padding_taps: bool = True,
+        always_expands: bool = False,
+    ) -> None:
+        super().__init__()
+        self.stride = stride
+        # every member of the space has the expand conv here (none resolves to mid == in), so the
+        # mid channels are this block's own and may be re-ordered (Supernet.reorder_channels)
+        self.reorderable = always_expands and has_expand
+        # point-wise expansion: present when some member of the space widens this block's input
+        self.expand = ElasticConvBN(max_in, max_mid) if has_expand else None
+        # depth-wise
+        self.depthwise = ElasticDepthwiseBN(
+            max_mid, kernels, stride=stride, kernel_transform=kernel_transform, skip_padding_taps=skip_padding_taps
+        )
+        # squeeze-excitation: present when the stage allows SE
+        self.se = ElasticSqueezeExcite(max_mid, max_se) if max_se else None
+        # point-wise linear projection
+        self.project = ElasticConvBN(max_mid, max_out)
+
+    def forward(self, x: torch.Tensor, spec: BneckSpec) -> torch.Tensor:
+        out = x
+        if spec.has_expand:
+            out = self.expand(out, spec.mid_channels, spec.act)
+        out = self.depthwise(out, spec.kernel, spec.act)
+        if spec.has_se:
+            out = self.se(out, spec.se_channels)
+        out = self.project(out, spec.out_channels, None)
+        return out + x if spec.residual else out
+
+    @torch.no_grad()
+    def copy_into(self, dst: nn.Module) -> None:
+        """Copy the weights of ``dst.spec``'s slice (transformed kernels, BN statistics) into the
+        static block ``dst`` (extraction)."""
+        spec = dst.spec
+        if spec.has_expand:
+            self.expand.copy_into(dst.expand)
+        self.depthwise.copy_into(dst.depthwise, spec.mid_channels, spec.kernel)
+        if spec.has_se:
+            self.se.copy_into(dst.se, spec.mid_channels, spec.se_channels)
+        self.project.copy_into(dst.project)
+
+    @torch.no_grad()
+    def reorder(self, optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Sort the mid channels (and SE hidden units) by importance, with the optimizer's state
+        (see :mod:`nas.blocks._reorder`). Only for blocks that always expand."""
+
+        mid = importance_order(self.project.conv.weight, 1)
+        self.expand.permute_outputs(mid, optimizer)
+        self.depthwise.permute(mid, optimizer)
+        if self.se is not None:
+            self.se.reorder(mid, optimizer)
+        permute_(self.project.conv.weight, 1, mid, optimizer)
+
+
 @register
-class Bneck(BlockKind):
+class Bneck(SearchableKind):
     name = "bneck"
     spec_type = BneckSpec
+    choices_type = BneckChoices
+    arch_type = BlockArch
+    token_prefix = "ir"
+
+    # -- search side --------------------------------------------------------------------------------
+    def axes(self, choices: BneckChoices) -> dict[str, tuple]:
+        return {"kernel": choices.kernels, "expand": choices.expansions, "se": choices.se, "act": choices.acts}
+
+    def token(self, arch: BlockArch) -> str:
+        return arch.to_string()
+
+    def parse_token(self, text: str) -> BlockArch:
+        return BlockArch.from_string(text)
+
+    def resolve(self, arch: BlockArch, *, in_channels: int, out_channels: int, stride: int,
+                se_reduction: int) -> BneckSpec:
+        mid = expanded_channels(in_channels, arch.expand)
+        return BneckSpec(in_channels, mid, out_channels, arch.kernel, stride,
+                         se_units(mid, se_reduction) if arch.se else 0, arch.act)
+
+    def elastic_module(self, specs: Sequence[BneckSpec], *, kernel_transform: bool,
+                       skip_padding_taps: bool) -> ElasticBneck:
+        return ElasticBneck(
+            max_in=max(b.in_channels for b in specs),
+            max_mid=max(b.mid_channels for b in specs),
+            max_out=max(b.out_channels for b in specs),
+            max_se=max(b.se_channels for b in specs),
+            kernels=tuple(sorted({b.kernel for b in specs})),
+            stride=specs[0].stride,
+            has_expand=any(b.has_expand for b in specs),
+            always_expands=all(b.has_expand for b in specs),
+            kernel_transform=kernel_transform,
+            skip_padding_taps=skip_padding_taps,
+        )
+
+    # -- network side -------------------------------------------------------------------------------
 
     def layer(self, spec: BneckSpec, in_shape: Shape, index: int) -> LayerSpec:
         _, h, w = in_shape
@@ -115,6 +274,18 @@ class Bneck(BlockKind):
         written += n_out
         steps.append(keep + mid_out + n_out)
         return params, madds, written, max(steps)
+
+    def op_counts(self, layer: LayerSpec) -> OpCounts:
+        ci, hi, wi = layer.in_shape
+        co, ho, wo = layer.out_shape
+        m = layer.mid_channels
+        expands = m != ci
+        return OpCounts(
+            dense_madds=m * co * ho * wo + (ci * m * hi * wi if expands else 0),
+            depthwise_madds=layer.kernel**2 * m * ho * wo,
+            se_work=2.0 * m * ho * wo + 2 * m * layer.se_channels if layer.se_channels else 0.0,
+            hswish_elements=m * ho * wo + (m * hi * wi if expands else 0) if layer.act == "hswish" else 0.0,
+        )
 
     def static_module(self, spec: BneckSpec) -> nn.Module:
         return InvertedResidual(spec)

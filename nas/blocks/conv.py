@@ -8,7 +8,7 @@ from torch import nn
 
 from nas.blocks._layer import LayerSpec, Shape, conv_out
 from nas.blocks._modules import ConvBNAct, bn_params
-from nas.blocks._registry import BlockKind, register
+from nas.blocks._registry import BlockKind, OpCounts, register
 from nas.channels import check_act, check_positive
 
 __all__ = ["ConvSpec", "ConvBlock"]
@@ -50,6 +50,10 @@ class ConvBlock(BlockKind):
         k = layer.kernel
         return (k * k * ci * co + bn_params(co), k * k * ci * co * ho * wo, co * ho * wo,
                 ci * hi * wi + co * ho * wo)
+
+    def op_counts(self, layer: LayerSpec) -> OpCounts:
+        co, ho, wo = layer.out_shape
+        return OpCounts(dense_madds=self.cost(layer)[1], hswish_elements=co * ho * wo if layer.act == "hswish" else 0.0)
 
     def static_module(self, spec: ConvSpec) -> nn.Module:
         module = ConvBNAct(spec.in_channels, spec.out_channels, kernel=spec.kernel, stride=spec.stride, act=spec.act)

@@ -10,7 +10,7 @@ from torch import nn
 
 from nas.blocks._layer import LayerSpec, Shape, conv_out
 from nas.blocks._modules import BlockShape, ConvBNAct, bn_params
-from nas.blocks._registry import BlockKind, register
+from nas.blocks._registry import BlockKind, OpCounts, register
 from nas.channels import check_act, check_positive
 
 __all__ = ["FusedSpec", "FusedInvertedBottleneck", "Fused"]
@@ -75,6 +75,12 @@ class Fused(BlockKind):
         written = m * ho * wo + co * ho * wo
         peak = max(ci * hi * wi + m * ho * wo, keep + m * ho * wo + co * ho * wo)
         return params, madds, written, peak
+
+    def op_counts(self, layer: LayerSpec) -> OpCounts:
+        co, ho, wo = layer.out_shape
+        m = layer.mid_channels
+        madds = self.cost(layer)[1]
+        return OpCounts(dense_madds=madds, hswish_elements=m * ho * wo if layer.act == "hswish" else 0.0)
 
     def static_module(self, spec: FusedSpec) -> nn.Module:
         return FusedInvertedBottleneck(spec)

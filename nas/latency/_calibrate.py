@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.blocks import BneckSpec, kind_of
+from nas.blocks import BneckSpec, block_kinds, kind_named, kind_of
 from nas._yaml import load_yaml_file
 from nas.cost import layer_cost
 from nas.latency._coverage import layers_of, minimalistic_spec, proxyless_lut_specs, reference_layers, space_layers
@@ -182,14 +182,9 @@ def layer_features(layer: LayerSpec, host_ms: float) -> np.ndarray:
     co, ho, wo = layer.out_shape
     lc = layer_cost(layer)
     dense = dw = se = hsw = 0.0
-    if layer.kind == "bneck":
-        m = layer.mid_channels
-        dw = layer.kernel**2 * m * ho * wo
-        dense = m * co * ho * wo + (ci * m * hi * wi if m != ci else 0)
-        if layer.se_channels:
-            se = 2.0 * m * ho * wo + 2 * m * layer.se_channels
-        if layer.act == "hswish":
-            hsw = m * ho * wo + (m * hi * wi if m != ci else 0)
+    if layer.kind in block_kinds():  # a block: its kind counts its work by operation class
+        ops = kind_named(layer.kind).op_counts(layer)
+        dense, dw, se, hsw = ops.dense_madds, ops.depthwise_madds, ops.se_work, ops.hswish_elements
     else:
         dense = lc.madds
         if layer.act == "hswish":

@@ -1,10 +1,11 @@
 """Which table keys a search space (or a set of reference networks) needs.
 
 Everything goes through the one shape walker (:func:`nas.shapes.walk`): a handful of *covering*
-architectures - every stage at its maximum depth, block choice ``i`` (mod the stage's choice count)
-in every block - are resolved and walked at each resolution and width. Block keys depend only on
-the block's own choices and its position (first block of a stage, or a later one), so these
-architectures produce every key any member of the space can produce.
+architectures (:meth:`~nas.space.SearchSpace.covering_archs`: every stage at its maximum depth,
+pick ``i`` - mod the position's count, of any block kind the stage offers - in every block) are
+resolved and walked at each resolution and width. Block keys depend only on the block's own pick
+and its position (first block of a stage, or a later one), so these architectures produce every
+key any member of the space can produce.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, replace
 from nas.netspec import BlockSpec, HeadSpec, NetworkSpec, StemSpec
 from nas.nn import get_preset
 from nas.shapes import LayerSpec, walk
-from nas.space import Arch, BlockArch, SearchSpace
+from nas.space import Arch, SearchSpace
 
 __all__ = [
     "DEFAULT_NUM_CLASSES",
@@ -48,30 +49,14 @@ REFERENCE_NETWORKS: tuple[tuple[str, int], ...] = (
 )
 
 
-def block_choices(space: SearchSpace, stage: int) -> list[BlockArch]:
-    st = space.stages[stage]
-    return [
-        BlockArch(kernel=k, expand=e, se=se, act=a)
-        for k, e, se, a in itertools.product(st.kernels, st.expansions, st.se, st.acts)
-    ]
+def block_choices(space: SearchSpace, stage: int) -> list:
+    """Every pick a later block of ``stage`` may take (the first block's: ``space.slot(stage, 0)``)."""
+    return list(space.slot(stage, 1).options)
 
 
 def covering_archs(space: SearchSpace, resolution: int, width: float) -> list[Arch]:
-    """Arch ``i`` uses choice ``i % n_s`` in every block of stage ``s`` at the stage's max depth."""
-    choices = [block_choices(space, s) for s in range(len(space.stages))]
-    n = max(len(c) for c in choices)
-    return [
-        Arch(
-            space.name,
-            resolution,
-            width,
-            tuple(
-                tuple(c[i % len(c)] for _ in range(st.depths[-1]))
-                for c, st in zip(choices, space.stages)
-            ),
-        )
-        for i in range(n)
-    ]
+    """See :meth:`nas.space.SearchSpace.covering_archs`."""
+    return space.covering_archs(resolution, width)
 
 
 def layers_of(specs: Iterable[NetworkSpec]) -> dict[str, LayerSpec]:
@@ -101,12 +86,13 @@ def space_layers(space: SearchSpace, num_classes: Sequence[int] = DEFAULT_NUM_CL
 
 @dataclass(frozen=True)
 class StageOptions:
-    """The keys one stage can contribute at one resolution and width, for every block choice."""
+    """The keys one stage can contribute at one resolution and width, for every block pick."""
 
     depths: tuple[int, ...]
-    choices: tuple[BlockArch, ...]
-    first: tuple[LayerSpec, ...]  # first block of the stage, per choice
-    later: tuple[LayerSpec, ...]  # any later block, per choice (empty when max depth is 1)
+    first_choices: tuple  # picks of the stage's first block (strided: may differ from the later ones)
+    first: tuple[LayerSpec, ...]  # its layer, per pick
+    choices: tuple  # picks of any later block
+    later: tuple[LayerSpec, ...]  # its layer, per pick (empty when max depth is 1)
 
 
 def stage_options(
@@ -118,10 +104,11 @@ def stage_options(
     options = []
     offset = 1  # after the stem
     for s, st in enumerate(space.stages):
-        choices = block_choices(space, s)
-        first = tuple(walks[i][offset] for i in range(len(choices)))
-        later = tuple(walks[i][offset + 1] for i in range(len(choices))) if st.depths[-1] > 1 else ()
-        options.append(StageOptions(tuple(st.depths), tuple(choices), first, later))
+        first_slot, later_slot = space.slots(s)
+        n_first, n_later = first_slot.count(), later_slot.count()
+        first = tuple(walks[i][offset] for i in range(n_first))
+        later = tuple(walks[i][offset + 1] for i in range(n_later)) if st.depths[-1] > 1 else ()
+        options.append(StageOptions(tuple(st.depths), first_slot.options, first, later_slot.options, later))
         offset += st.depths[-1]
     return walks[0][0], options, walks[0][-2:]
 

@@ -142,7 +142,7 @@ def min_latency(table: LatencyTable, space: SearchSpace, num_classes: int = 1000
                     i_later, later = i_first, 0.0
                 depth = min(opt.depths, key=lambda d: first + (d - 1) * later)
                 total += first + (depth - 1) * later
-                chosen.append((opt.choices[i_first],) + (opt.choices[i_later],) * (depth - 1))
+                chosen.append((opt.first_choices[i_first],) + (opt.choices[i_later],) * (depth - 1))
             arch = Arch(space.name, res, width, tuple(chosen))
             if best is None or total < best[0]:
                 best = (total, arch)

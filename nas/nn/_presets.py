@@ -10,10 +10,11 @@ Names in the registry may carry a width suffix: ``mobilenetv3_large_0.75``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from nas.blocks import ConvSpec, FusedSpec, UIBSpec
-from nas.netspec import BlockSpec, HeadSpec, NetworkSpec, StemSpec, make_divisible
+from nas.netspec import (BlockSpec, HeadSpec, NetworkSpec, StemSpec, classifier_hidden, expanded_channels,
+                         scaled_channels, se_units)
 
 __all__ = ["PRESETS", "preset_names", "get_preset", "is_preset"]
 
@@ -28,11 +29,11 @@ class _Row(NamedTuple):
 
 
 def _scale(c: int, width: float) -> int:
-    return make_divisible(c * width)
+    return scaled_channels(c, width)
 
 
 def _hidden(c: int, width: float) -> int:
-    return c if width <= 1.0 else make_divisible(c * width)
+    return classifier_hidden(c, width)
 
 
 def _mobilenetv3(
@@ -52,7 +53,7 @@ def _mobilenetv3(
                 out_channels=out,
                 kernel=r.kernel,
                 stride=r.stride,
-                se_channels=make_divisible(mid / 4) if r.se else 0,
+                se_channels=se_units(mid) if r.se else 0,
                 act=r.act,
             )
         )
@@ -184,46 +185,52 @@ def mnasnet_a1(width: float = 1.0, num_classes: int = 1000, resolution: int = 22
 
 
 # MobileNetV4 (Qin et al., 2024), Tables 10-11 (Conv-S, Conv-M), as timm's ``_gen_mobilenet_v4``
-# decodes them: ("conv", kernel, stride, out), ("fused", kernel, stride, expansion, out), and
-# ("uib", start kernel, mid kernel, stride, expansion, out) with 0 for an absent depthwise conv.
-# Expansions multiply the block's input channels (mid = make_divisible(in * e)). Every block uses
-# ReLU; no SE. The head is a 1x1 conv to 960, global pooling, a 1280-unit hidden layer (the paper's
-# has BatchNorm, 2,560 parameters more than ours), the classifier.
+# decodes them: conv(kernel, stride, out), fused(kernel, stride, expansion, out) and
+# uib(start kernel, mid kernel, stride, expansion, out) with 0 for an absent depthwise conv. Each row
+# makes its block from the input channels and the width multiplier. Expansions multiply the block's
+# input channels (mid = make_divisible(in * e)). Every block uses ReLU; no SE. The head is a 1x1 conv
+# to 960, global pooling, a 1280-unit hidden layer (the paper's has BatchNorm, 2,560 parameters more
+# than ours), the classifier.
+_V4Row = Callable[[int, float], Any]
+
+
+def _conv(kernel: int, stride: int, out: int) -> _V4Row:
+    return lambda c, w: ConvSpec(c, _scale(out, w), kernel, stride, "relu")
+
+
+def _fused(kernel: int, stride: int, e: float, out: int) -> _V4Row:
+    return lambda c, w: FusedSpec(c, expanded_channels(c, e), _scale(out, w), kernel, stride, "relu")
+
+
+def _uib(start: int, mid: int, stride: int, e: float, out: int) -> _V4Row:
+    return lambda c, w: UIBSpec(c, expanded_channels(c, e), _scale(out, w), start, mid, stride, 0, "relu")
+
+
 _V4_CONV_SMALL = [
-    ("conv", 3, 2, 32), ("conv", 1, 1, 32),
-    ("conv", 3, 2, 96), ("conv", 1, 1, 64),
-    ("uib", 5, 5, 2, 3.0, 96), *[("uib", 0, 3, 1, 2.0, 96)] * 4, ("uib", 3, 0, 1, 4.0, 96),
-    ("uib", 3, 3, 2, 6.0, 128), ("uib", 5, 5, 1, 4.0, 128), ("uib", 0, 5, 1, 4.0, 128), ("uib", 0, 5, 1, 3.0, 128),
-    *[("uib", 0, 3, 1, 4.0, 128)] * 2,
+    _conv(3, 2, 32), _conv(1, 1, 32),
+    _conv(3, 2, 96), _conv(1, 1, 64),
+    _uib(5, 5, 2, 3.0, 96), *[_uib(0, 3, 1, 2.0, 96)] * 4, _uib(3, 0, 1, 4.0, 96),
+    _uib(3, 3, 2, 6.0, 128), _uib(5, 5, 1, 4.0, 128), _uib(0, 5, 1, 4.0, 128), _uib(0, 5, 1, 3.0, 128),
+    *[_uib(0, 3, 1, 4.0, 128)] * 2,
 ]
 _V4_CONV_MEDIUM = [
-    ("fused", 3, 2, 4.0, 48),
-    ("uib", 3, 5, 2, 4.0, 80), ("uib", 3, 3, 1, 2.0, 80),
-    ("uib", 3, 5, 2, 6.0, 160), *[("uib", 3, 3, 1, 4.0, 160)] * 2, ("uib", 3, 5, 1, 4.0, 160),
-    ("uib", 3, 3, 1, 4.0, 160), ("uib", 3, 0, 1, 4.0, 160), ("uib", 0, 0, 1, 2.0, 160), ("uib", 3, 0, 1, 4.0, 160),
-    ("uib", 5, 5, 2, 6.0, 256), ("uib", 5, 5, 1, 4.0, 256), *[("uib", 3, 5, 1, 4.0, 256)] * 2,
-    ("uib", 0, 0, 1, 4.0, 256), ("uib", 3, 0, 1, 4.0, 256), ("uib", 3, 5, 1, 2.0, 256), ("uib", 5, 5, 1, 4.0, 256),
-    *[("uib", 0, 0, 1, 4.0, 256)] * 2, ("uib", 5, 0, 1, 2.0, 256),
+    _fused(3, 2, 4.0, 48),
+    _uib(3, 5, 2, 4.0, 80), _uib(3, 3, 1, 2.0, 80),
+    _uib(3, 5, 2, 6.0, 160), *[_uib(3, 3, 1, 4.0, 160)] * 2, _uib(3, 5, 1, 4.0, 160),
+    _uib(3, 3, 1, 4.0, 160), _uib(3, 0, 1, 4.0, 160), _uib(0, 0, 1, 2.0, 160), _uib(3, 0, 1, 4.0, 160),
+    _uib(5, 5, 2, 6.0, 256), _uib(5, 5, 1, 4.0, 256), *[_uib(3, 5, 1, 4.0, 256)] * 2,
+    _uib(0, 0, 1, 4.0, 256), _uib(3, 0, 1, 4.0, 256), _uib(3, 5, 1, 2.0, 256), _uib(5, 5, 1, 4.0, 256),
+    *[_uib(0, 0, 1, 4.0, 256)] * 2, _uib(5, 0, 1, 2.0, 256),
 ]
 
 
-def _mobilenetv4(name: str, rows: list[tuple], width: float, num_classes: int, resolution: int) -> NetworkSpec:
+def _mobilenetv4(name: str, rows: list[_V4Row], width: float, num_classes: int, resolution: int) -> NetworkSpec:
     stem = StemSpec(out_channels=_scale(32, width), kernel=3, stride=2, act="relu")
     blocks: list = []
     c = stem.out_channels
     for row in rows:
-        kind, *values = row
-        out = _scale(values[-1], width)
-        if kind == "conv":
-            kernel, stride, _ = values
-            blocks.append(ConvSpec(c, out, kernel, stride, "relu"))
-        elif kind == "fused":
-            kernel, stride, e, _ = values
-            blocks.append(FusedSpec(c, make_divisible(c * e), out, kernel, stride, "relu"))
-        else:
-            start, mid, stride, e, _ = values
-            blocks.append(UIBSpec(c, make_divisible(c * e), out, start, mid, stride, 0, "relu"))
-        c = out
+        blocks.append(row(c, width))
+        c = blocks[-1].out_channels
     head = HeadSpec(final_channels=_scale(960, width), final_act="relu", classifier_channels=_hidden(1280, width),
                     classifier_act="relu", dropout=0.2)
     return NetworkSpec(name, 3, resolution, num_classes, stem, tuple(blocks), head)

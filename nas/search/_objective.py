@@ -12,9 +12,11 @@ from nas.cost import NetworkCost, layer_cost
 from nas.netspec import NetworkSpec
 from nas.search._study import CONSTRAINT_NAME
 from nas.shapes import LayerSpec, walk
-from nas.space import Arch, BlockArch, SearchSpace
+from nas.blocks import arch_to_token
+from nas.space import Arch, SearchSpace
+from nas.space._slots import KindSlot, Slot
 
-__all__ = ["Candidate", "suggest_arch", "record_arch", "previous_trial", "Objective"]
+__all__ = ["Candidate", "suggest_arch", "suggest_block", "block_params", "record_arch", "previous_trial", "Objective"]
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,51 @@ def _choose(trial: optuna.Trial, name: str, choices: tuple):
     return trial.suggest_categorical(name, list(choices))
 
 
+def block_params(slot: Slot, prefix: str) -> list[tuple[str, tuple]]:
+    """The Optuna parameters of one block position: ``(name, choices)`` in suggestion order.
+
+    One kind with independent axes: one parameter per axis (``s2.b1.kernel``, ...). A kind whose
+    axes are not independent here (a UIB at a strided position cannot drop both depthwise convs):
+    one parameter over its valid picks' tokens (``s2.b0.choice``). Several kinds: ``s2.b1.block``
+    picks the kind, and each kind's parameters carry its name (``s2.b1.uib.start``).
+    """
+    several = len(slot.kinds) > 1
+    out: list[tuple[str, tuple]] = []
+    if several:
+        out.append((f"{prefix}.block", tuple(ks.kind.name for ks in slot.kinds)))
+    for ks in slot.kinds:
+        base = f"{prefix}.{ks.kind.name}" if several else prefix
+        if ks.complete:
+            out.extend((f"{base}.{name}", values) for name, values in ks.axes)
+        else:
+            out.append((f"{base}.choice", tuple(arch_to_token(a) for a in ks.options)))
+    return out
+
+
+def _suggest_kind(trial: optuna.Trial, ks: KindSlot, base: str):
+    if ks.complete:
+        return ks.kind.arch_type(**{name: _choose(trial, f"{base}.{name}", values) for name, values in ks.axes})
+    tokens = tuple(arch_to_token(a) for a in ks.options)
+    return ks.options[tokens.index(_choose(trial, f"{base}.choice", tokens))]
+
+
+def suggest_block(trial: optuna.Trial, slot: Slot, prefix: str):
+    """One block's pick from the parameters of :func:`block_params` (every kind's are suggested,
+    so the parameter set is fixed, as NSGA-II and multivariate TPE expect)."""
+    if len(slot.kinds) == 1:
+        return _suggest_kind(trial, slot.kinds[0], prefix)
+    names = tuple(ks.kind.name for ks in slot.kinds)
+    chosen = _choose(trial, f"{prefix}.block", names)
+    picks = {ks.kind.name: _suggest_kind(trial, ks, f"{prefix}.{ks.kind.name}") for ks in slot.kinds}
+    return picks[chosen]
+
+
 def suggest_arch(trial: optuna.Trial, space: SearchSpace) -> Arch:
     """Every choice of the space as a categorical parameter (``s2.depth``, ``s2.b1.kernel``, ...).
 
     Blocks beyond a stage's depth are suggested too (fixed parameter set, as NSGA-II and
-    multivariate TPE expect) and ignored; duplicates are caught by :class:`Objective`.
+    multivariate TPE expect) and ignored; duplicates are caught by :class:`Objective`. Block
+    parameters: :func:`block_params`.
     """
     cfg = space.config
     resolution = int(_choose(trial, "resolution", cfg.resolutions))
@@ -57,17 +99,8 @@ def suggest_arch(trial: optuna.Trial, space: SearchSpace) -> Arch:
     stages = []
     for i, stage in enumerate(cfg.stages):
         depth = int(_choose(trial, f"s{i}.depth", stage.depths))
-        blocks = []
-        for j in range(max(stage.depths)):
-            block = BlockArch(
-                kernel=int(_choose(trial, f"s{i}.b{j}.kernel", stage.kernels)),
-                expand=float(_choose(trial, f"s{i}.b{j}.expand", stage.expansions)),
-                se=bool(_choose(trial, f"s{i}.b{j}.se", stage.se)),
-                act=str(_choose(trial, f"s{i}.b{j}.act", stage.acts)),
-            )
-            if j < depth:
-                blocks.append(block)
-        stages.append(tuple(blocks))
+        blocks = [suggest_block(trial, space.slot(i, j), f"s{i}.b{j}") for j in range(max(stage.depths))]
+        stages.append(tuple(blocks[:depth]))
     return Arch(space.name, resolution, width, tuple(stages))
 
 

@@ -1,53 +1,20 @@
-"""Architecture encoding: the choices that pick one network out of a search space."""
+"""Architecture encoding: the choices that pick one network out of a search space.
+
+An :class:`Arch` holds a resolution, a width multiplier and, per stage, the active blocks' picks:
+each one arch of a searchable block kind (:mod:`nas.blocks`: a bneck's ``BlockArch``, a UIB's
+``UIBArch``, ...), written as that kind's token in the string form.
+"""
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from nas.activations import CODE_ACTIVATIONS, TOKEN_CODES
+from nas.blocks import BlockArch, arch_from_dict, arch_from_token, arch_to_dict, arch_to_token, kind_of_arch
 from nas.errors import ArchError
 
 __all__ = ["BlockArch", "Arch"]
-
-_ACT_CODES = TOKEN_CODES
-_CODE_ACTS = CODE_ACTIVATIONS
-_BLOCK_RE = re.compile(r"^k(\d+)e(\d+(?:\.\d+)?)(s?)([" + "".join(CODE_ACTIVATIONS) + r"])$")
-
-
-@dataclass(frozen=True)
-class BlockArch:
-    """Choices of one bneck block: depthwise kernel, expansion ratio, SE on/off, activation."""
-
-    kernel: int
-    expand: float
-    se: bool
-    act: str
-
-    def __post_init__(self) -> None:
-        if isinstance(self.kernel, bool) or not isinstance(self.kernel, int):
-            raise ArchError(f"kernel must be an integer, got {self.kernel!r}")
-        if isinstance(self.expand, bool) or not isinstance(self.expand, (int, float)):
-            raise ArchError(f"expand must be a number, got {self.expand!r}")
-        object.__setattr__(self, "expand", float(self.expand))
-        if not isinstance(self.se, bool):
-            raise ArchError(f"se must be true or false, got {self.se!r}")
-        if self.act not in _ACT_CODES:
-            raise ArchError(f"act must be one of {tuple(_ACT_CODES)}, got {self.act!r}")
-
-    def to_string(self) -> str:
-        return f"k{self.kernel}e{self.expand:g}{'s' if self.se else ''}{_ACT_CODES[self.act]}"
-
-    @classmethod
-    def from_string(cls, text: str) -> BlockArch:
-        m = _BLOCK_RE.match(text)
-        if not m:
-            raise ArchError(
-                f"bad block token {text!r}: expected k<kernel>e<expand>[s]<r|h>, e.g. 'k5e6sh'"
-            )
-        return cls(kernel=int(m[1]), expand=float(m[2]), se=m[3] == "s", act=_CODE_ACTS[m[4]])
 
 
 @dataclass(frozen=True)
@@ -75,15 +42,17 @@ class Arch:
             if not stage:
                 raise ArchError(f"stages[{i}] has no blocks (depth must be >= 1)")
             for j, block in enumerate(stage):
-                if not isinstance(block, BlockArch):
-                    raise ArchError(f"stages[{i}][{j}] must be a BlockArch, got {type(block).__name__}")
+                try:
+                    kind_of_arch(block)
+                except ArchError as exc:
+                    raise ArchError(f"stages[{i}][{j}]: {exc}") from None
 
     @property
     def depths(self) -> tuple[int, ...]:
         return tuple(len(stage) for stage in self.stages)
 
     @property
-    def blocks(self) -> tuple[BlockArch, ...]:
+    def blocks(self) -> tuple[Any, ...]:
         return tuple(block for stage in self.stages for block in stage)
 
     # -- dict / JSON -------------------------------------------------------------------------------
@@ -92,10 +61,7 @@ class Arch:
             "space": self.space,
             "resolution": self.resolution,
             "width": self.width,
-            "stages": [
-                [{"kernel": b.kernel, "expand": b.expand, "se": b.se, "act": b.act} for b in stage]
-                for stage in self.stages
-            ],
+            "stages": [[arch_to_dict(b) for b in stage] for stage in self.stages],
         }
 
     @classmethod
@@ -110,18 +76,15 @@ class Arch:
         if not isinstance(data["stages"], list):
             raise ArchError("arch.stages must be a list of lists of blocks")
         stages = []
-        block_keys = {"kernel", "expand", "se", "act"}
         for i, stage in enumerate(data["stages"]):
             if not isinstance(stage, list):
                 raise ArchError(f"arch.stages[{i}] must be a list of blocks")
             blocks = []
             for j, block in enumerate(stage):
-                if not isinstance(block, dict) or set(block) != block_keys:
-                    raise ArchError(f"arch.stages[{i}][{j}] must have exactly the keys {sorted(block_keys)}")
                 try:
-                    blocks.append(BlockArch(**block))
+                    blocks.append(arch_from_dict(block))
                 except ArchError as exc:
-                    raise ArchError(f"arch.stages[{i}][{j}].{exc}") from None
+                    raise ArchError(f"arch.stages[{i}][{j}]: {exc}") from None
             stages.append(tuple(blocks))
         return cls(
             space=str(data["space"]),
@@ -143,8 +106,8 @@ class Arch:
 
     # -- compact string ----------------------------------------------------------------------------
     def to_string(self) -> str:
-        """Compact form, e.g. ``mobilenetv3_large r224 w1 | k3e1r | k5e4r k3e3r | ...``."""
-        stages = " | ".join(" ".join(b.to_string() for b in stage) for stage in self.stages)
+        """Compact form, e.g. ``mobilenetv3_large r224 w1 | k3e1r | k5e4r k3e3r | ...`` (a UIB block: ``uib_s3m5e4sh``)."""
+        stages = " | ".join(" ".join(arch_to_token(b) for b in stage) for stage in self.stages)
         return f"{self.space} r{self.resolution} w{self.width:g} | {stages}"
 
     @classmethod
@@ -158,7 +121,7 @@ class Arch:
             width = float(header[2][1:])
         except ValueError:
             raise ArchError(f"bad arch string header {parts[0]!r}") from None
-        stages = tuple(tuple(BlockArch.from_string(tok) for tok in p.split()) for p in parts[1:])
+        stages = tuple(tuple(arch_from_token(tok) for tok in p.split()) for p in parts[1:])
         return cls(space=header[0], resolution=resolution, width=width, stages=stages)
 
     def __str__(self) -> str:

@@ -1,5 +1,10 @@
 """Schema of a search-space YAML file, validated strictly with pydantic.
 
+A stage lists its block choices either flat (``block: uib`` and that kind's fields beside the
+stage's own; no ``block`` means ``bneck``) or, to let its blocks choose between kinds, as a list
+``choices: [{block: bneck, kernels: ...}, {block: uib, start_kernels: ...}]``. Each kind's fields
+are its own (:mod:`nas.blocks`, ``choices_type``) and validated by it.
+
 Every problem in a file is reported at once, each with its YAML path, e.g.
 ``stages[2].kernels: 4 not in {3, 5, 7}``. Unknown keys are errors (a typo must never quietly
 build a different network), and so are duplicate keys. Files are read with :mod:`nas._yaml`
@@ -9,18 +14,21 @@ shortened to :data:`MAX_SHOWN_CHARS` characters, and at most :data:`MAX_PROBLEMS
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import itertools
 import json
-import reprlib
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, StrictBool, StrictInt, TypeAdapter, ValidationError
+from pydantic import AfterValidator, ConfigDict, StrictInt, TypeAdapter, ValidationError
 from pydantic import field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
 from nas.activations import SEARCH_ACTIVATIONS
+from nas.blocks import DEFAULT_KIND, BNECK_KERNELS, kind_of_choices, searchable_kind, searchable_kinds
+from nas.blocks._choices import MAX_SHOWN_CHARS, Number, PositiveInt, SearchAct, choice_list, member, short
 from nas._yaml import load_yaml_file
 from nas.errors import ConfigError
 
@@ -36,25 +44,16 @@ __all__ = [
     "SPACES_DIR",
 ]
 
-ALLOWED_KERNELS = (3, 5, 7)
+#: The bneck's kernels (kept for callers of the time before block kinds; see ``nas.blocks``).
+ALLOWED_KERNELS = BNECK_KERNELS
 ALLOWED_SEARCH_ACTS = SEARCH_ACTIVATIONS
 ALLOWED_STRIDES = (1, 2)
 ALLOWED_POOLS = ("avg",)
 
-#: Longest rendering of a value quoted in an error message (a huge input must not become a huge message).
-MAX_SHOWN_CHARS = 80
 #: Most problems listed in one error (the rest are counted).
 MAX_PROBLEMS = 50
 
-_REPR = reprlib.Repr()
-_REPR.maxlevel, _REPR.maxlist, _REPR.maxtuple, _REPR.maxdict = 3, 8, 8, 6
-_REPR.maxstring, _REPR.maxother = MAX_SHOWN_CHARS, MAX_SHOWN_CHARS
-
-
-def _short(value: Any) -> str:
-    """``repr(value)``, at most :data:`MAX_SHOWN_CHARS` characters; never renders a huge value whole."""
-    text = _REPR.repr(value)
-    return text if len(text) <= MAX_SHOWN_CHARS else text[: MAX_SHOWN_CHARS - 3] + "..."
+_short = short
 
 
 def _clip(text: str, limit: int = 4 * MAX_SHOWN_CHARS) -> str:
@@ -64,61 +63,9 @@ def _clip(text: str, limit: int = 4 * MAX_SHOWN_CHARS) -> str:
 #: Directory of the spaces shipped with the project (``search_spaces/`` at the repository root).
 SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
 
-
-def _number(value: Any) -> float:
-    # bool is an int subclass in Python; "true" must not become 1.0.
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"must be a number, got {_short(value)}")
-    return float(value)
-
-
-Number = Annotated[float, BeforeValidator(_number)]
-
 _CFG = ConfigDict(extra="forbid")
-
-
-def _fmt_set(values: tuple[Any, ...]) -> str:
-    return "{" + ", ".join(str(v) for v in values) + "}"
-
-
-def _choices(values: tuple[Any, ...], allowed: tuple[Any, ...] | None = None) -> tuple[Any, ...]:
-    if len(values) == 0:
-        raise ValueError("must list at least one choice")
-    if len(set(values)) != len(values):
-        raise ValueError(f"has duplicate choices {_short(list(values))}")
-    if allowed is not None:
-        bad = [v for v in values if v not in allowed]
-        if bad:
-            shown = _short(bad[0]) if len(bad) == 1 else _short(bad)
-            raise ValueError(f"{shown} not in {_fmt_set(allowed)}")
-    return values
-
-
-def _positive(v: int) -> int:
-    if v <= 0:
-        raise ValueError(f"must be positive, got {v}")
-    return v
-
-
-def _member(allowed: tuple[Any, ...]):
-    def check(v: Any) -> Any:
-        if v not in allowed:
-            raise ValueError(f"{_short(v)} not in {_fmt_set(allowed)}")
-        return v
-
-    return check
-
-
-def _sorted_choices(allowed: tuple[Any, ...] | None = None):
-    def check(v: tuple[Any, ...]) -> tuple[Any, ...]:
-        return tuple(sorted(_choices(v, allowed)))
-
-    return check
-
-
-PositiveInt = Annotated[StrictInt, AfterValidator(_positive)]
-Stride = Annotated[StrictInt, AfterValidator(_member(ALLOWED_STRIDES))]
-SearchAct = Annotated[str, AfterValidator(_member(ALLOWED_SEARCH_ACTS))]
+_choices = choice_list
+Stride = Annotated[StrictInt, AfterValidator(member(ALLOWED_STRIDES))]
 
 
 @dataclass(frozen=True, config=_CFG)
@@ -131,18 +78,16 @@ class StemConfig:
 
 @dataclass(frozen=True, config=_CFG)
 class StageConfig:
-    """One stage: ``depth`` bneck blocks, the first with ``stride``, all ending in ``out_channels``.
+    """One stage: ``depth`` blocks, the first with ``stride``, all ending in ``out_channels``.
 
-    Each list is the set of choices; a one-element list fixes that choice.
+    ``choices`` holds one validated choices object per block kind the stage offers (see the
+    module docstring); each list in them is a set of choices, a one-element list fixes it.
     """
 
     out_channels: PositiveInt
     stride: Stride
     depths: tuple[StrictInt, ...]
-    kernels: Annotated[tuple[StrictInt, ...], AfterValidator(_sorted_choices(ALLOWED_KERNELS))]
-    expansions: tuple[Number, ...]
-    se: Annotated[tuple[StrictBool, ...], AfterValidator(_sorted_choices())] = (False,)
-    acts: tuple[str, ...] = ("relu",)
+    choices: tuple[Any, ...]
     name: str = ""
 
     @field_validator("depths")
@@ -154,32 +99,54 @@ class StageConfig:
             raise ValueError(f"depths must be >= 1, got {_short(bad)}")
         return tuple(sorted(v))
 
-    @field_validator("expansions")
+    @field_validator("choices")
     @classmethod
-    def _expansions(cls, v: tuple[float, ...]) -> tuple[float, ...]:
-        _choices(v)
-        bad = [e for e in v if not 1.0 <= e <= 8.0]
-        if bad:
-            raise ValueError(f"expansion ratios must be in [1, 8], got {_short(bad)}")
-        return tuple(sorted(v))
-
-    @field_validator("acts")
-    @classmethod
-    def _acts(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        _choices(v, ALLOWED_SEARCH_ACTS)
-        return tuple(a for a in ALLOWED_SEARCH_ACTS if a in v)  # canonical order: cheap first
+    def _kinds(cls, v: tuple[Any, ...]) -> tuple[Any, ...]:
+        if not v:
+            raise ValueError("must list the choices of at least one block kind")
+        names = []
+        for c in v:
+            try:
+                names.append(kind_of_choices(c).name)
+            except TypeError as exc:
+                raise ValueError(str(exc)) from None
+        if len(set(names)) != len(names):
+            raise ValueError(f"lists a block kind twice: {names}")
+        return tuple(v)
 
     @property
-    def block_choices(self) -> int:
-        """Number of distinct settings one block of this stage can take."""
-        return len(self.kernels) * len(self.expansions) * len(self.se) * len(self.acts)
+    def kinds(self) -> tuple[str, ...]:
+        """Names of the block kinds the stage offers."""
+        return tuple(kind_of_choices(c).name for c in self.choices)
+
+    @property
+    def choice(self) -> Any:
+        """The choices of a stage that offers one block kind."""
+        if len(self.choices) != 1:
+            raise ValueError(f"stage {self.name!r} offers {len(self.choices)} block kinds; read .choices")
+        return self.choices[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stage as written in YAML: flat for one kind (no ``block`` key for a bneck, as
+        before kinds existed, so old spaces keep their digest), else a ``choices`` list."""
+        data: dict[str, Any] = {"out_channels": self.out_channels, "stride": self.stride, "depths": self.depths,
+                                "name": self.name}
+        entries = [{"block": kind_of_choices(c).name, **asdict(c)} for c in self.choices]
+        if len(entries) == 1:
+            entry = entries[0]
+            if entry["block"] == DEFAULT_KIND:
+                del entry["block"]
+            data.update(entry)
+        else:
+            data["choices"] = entries
+        return data
 
 
 @dataclass(frozen=True, config=_CFG)
 class HeadConfig:
     final_channels: PositiveInt
     final_act: SearchAct = "hswish"
-    pool: Annotated[str, AfterValidator(_member(ALLOWED_POOLS))] = "avg"
+    pool: Annotated[str, AfterValidator(member(ALLOWED_POOLS))] = "avg"
     classifier_channels: StrictInt = 0
     classifier_act: SearchAct = "hswish"
     dropout: Number = 0.2
@@ -259,7 +226,11 @@ class SpaceConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The space as YAML would write it (:func:`parse_space` reads it back)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["stem"], data["head"] = asdict(self.stem), asdict(self.head)
+        data["stages"] = tuple(stage.to_dict() for stage in self.stages)
+        return data
 
     @property
     def digest(self) -> str:
@@ -284,20 +255,97 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return out or "(top level)"
 
 
-def _format_error(err: dict[str, Any]) -> str:
+def _format_error(err: dict[str, Any], prefix: str = "") -> str:
+    """One pydantic error as ``path: message``; ``prefix`` is the path of what was validated."""
     loc = tuple(err["loc"])
+    if prefix:
+        inner = _format_loc(loc) if loc else ""
+        where = prefix if not inner else prefix + ("" if inner.startswith("[") else ".") + inner
+    else:
+        where = _format_loc(loc)
     kind = err["type"]
     msg = err["msg"]
     if kind == "unexpected_keyword_argument":
-        return f"{_format_loc(loc)}: unknown key"
+        return f"{_clip(where)}: unknown key"
     if kind == "missing_argument" or kind == "missing":
-        return f"{_format_loc(loc)}: required key is missing"
+        return f"{_clip(where)}: required key is missing"
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     msg = _clip(msg)
     if kind.endswith("_type") and "input" in err:
         msg = f"{msg}, got {_short(err['input'])}"
-    return f"{_clip(_format_loc(loc))}: {msg}"
+    return f"{_clip(where)}: {msg}"
+
+
+_STAGE_KEYS = frozenset(f.name for f in dataclasses.fields(StageConfig))
+
+
+def _kind_fields(name: str) -> frozenset[str]:
+    return frozenset(f.name for f in dataclasses.fields(searchable_kind(name).choices_type))
+
+
+def _stage_choices(stage: dict[str, Any], where: str, problems: list[str]) -> dict[str, Any]:
+    """``stage`` with its block choices validated by their kinds into ``choices`` (flat or list form)."""
+    stage = dict(stage)
+    entries: list[tuple[str, Any]] = []
+    if "choices" in stage:
+        flat = sorted(k for k in stage if k not in _STAGE_KEYS or k == "block")
+        if flat:
+            problems.append(f"{where}: give the block choices either flat (block, kernels, ...) or as a "
+                            f"'choices' list, not both (found {', '.join(flat)} beside choices)")
+            for key in flat:
+                stage.pop(key)
+        raw = stage.pop("choices")
+        if not isinstance(raw, list) or not raw:
+            problems.append(f"{where}.choices: must be a non-empty list of block choices, "
+                            f"e.g. [{{block: bneck, kernels: [3, 5], expansions: [3, 6]}}]")
+            raw = []
+        for j, entry in enumerate(raw):
+            if not isinstance(entry, dict) or "block" not in entry:
+                problems.append(f"{where}.choices[{j}].block: required key is missing (one of "
+                                f"{', '.join(searchable_kinds())})")
+                continue
+            entries.append((f"{where}.choices[{j}]", dict(entry)))
+    else:
+        name = stage.pop("block", DEFAULT_KIND)
+        entry: dict[str, Any] = {"block": name}
+        try:
+            for key in _kind_fields(name) & set(stage):
+                entry[key] = stage.pop(key)
+        except (ValueError, TypeError):
+            pass  # reported below
+        entries.append((where, entry))
+    choices, kinds = [], []
+    for at, entry in entries:
+        name = entry.pop("block")
+        try:
+            kind = searchable_kind(name)
+        except (ValueError, TypeError) as exc:
+            problems.append(f"{at}.block: {_clip(str(exc))}")
+            continue
+        if kind.name in kinds:
+            problems.append(f"{at}.block: block kind {kind.name!r} is listed twice in this stage")
+            continue
+        try:
+            choice = TypeAdapter(kind.choices_type).validate_python(entry)
+        except ValidationError as exc:
+            problems.extend(_format_error(e, at) for e in exc.errors(include_url=False, include_context=False))
+            continue
+        stride = stage.get("stride")
+        if isinstance(stride, int) and not isinstance(stride, bool):
+            reasons = {kind.problem(a, stride) for a in _products(kind, choice)}
+            if None not in reasons:
+                problems.append(f"{at}: no block of these choices can have stride {stride}: {sorted(reasons)[0]}")
+                continue
+        kinds.append(kind.name)
+        choices.append(choice)
+    stage["choices"] = tuple(choices) if choices or not entries else None
+    return stage
+
+
+def _products(kind: Any, choices: Any) -> list[Any]:
+    axes = kind.axes(choices)
+    return [kind.arch_type(**dict(zip(axes, values))) for values in itertools.product(*axes.values())]
 
 
 def parse_space(data: Any, source: str = "<space>") -> SpaceConfig:
@@ -308,21 +356,34 @@ def parse_space(data: Any, source: str = "<space>") -> SpaceConfig:
     """
     if not isinstance(data, dict):
         raise ConfigError(source, [f"(top level): must be a mapping, got {type(data).__name__}"])
+    problems: list[str] = []
+    broken = False
+    if isinstance(data.get("stages"), (list, tuple)):
+        stages = []
+        for i, stage in enumerate(data["stages"]):
+            if isinstance(stage, dict):
+                before = len(problems)
+                stage = _stage_choices(stage, f"stages[{i}]", problems)
+                broken |= len(problems) > before
+            stages.append(stage)
+        data = {**data, "stages": stages}
     try:
-        return _ADAPTER.validate_python(data)
+        config = _ADAPTER.validate_python(data)
     except ValidationError as exc:
-        problems: list[str] = []
-        seen: set[str] = set()
         errors = exc.errors(include_url=False, include_context=False)
-        for err in errors:
-            line = _format_error(err)
-            if line not in seen:
-                seen.add(line)
-                problems.append(line)
-        if len(problems) > MAX_PROBLEMS:
-            rest = len(problems) - MAX_PROBLEMS + 1
-            problems = problems[: MAX_PROBLEMS - 1] + [f"... and {rest} more problems"]
-        raise ConfigError(source, problems) from None
+        # a stage whose choices failed above carries None there: already reported
+        problems.extend(_format_error(err) for err in errors
+                        if not (broken and len(err["loc"]) >= 3 and err["loc"][0] == "stages"
+                                and err["loc"][2] == "choices"))
+        config = None
+    if problems:
+        unique = list(dict.fromkeys(problems))
+        if len(unique) > MAX_PROBLEMS:
+            rest = len(unique) - MAX_PROBLEMS + 1
+            unique = unique[: MAX_PROBLEMS - 1] + [f"... and {rest} more problems"]
+        raise ConfigError(source, unique)
+    assert config is not None
+    return config
 
 
 def resolve_space_path(name_or_path: str | Path) -> Path:

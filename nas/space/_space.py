@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from nas.blocks import kind_of_arch
+from nas.blocks._choices import fmt_set as _fmt
 from nas.errors import ArchError
-from nas.netspec import BlockSpec, HeadSpec, NetworkSpec, StemSpec, make_divisible
-from nas.space._arch import Arch, BlockArch
+from nas.netspec import HeadSpec, NetworkSpec, StemSpec, classifier_hidden, scaled_channels
+from nas.space._arch import Arch
 from nas.space._schema import SpaceConfig, StageConfig, load_space_config
+from nas.space._slots import Slot, stage_slots
 
 __all__ = ["SearchSpace", "load_space"]
-
-
-def _fmt(values: tuple) -> str:
-    return "{" + ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values) + "}"
 
 
 class SearchSpace:
@@ -24,6 +24,7 @@ class SearchSpace:
 
     def __init__(self, config: SpaceConfig) -> None:
         self.config = config
+        self._slots = tuple(stage_slots(stage) for stage in config.stages)
 
     @classmethod
     def load(cls, name_or_path: str | Path) -> SearchSpace:
@@ -40,6 +41,15 @@ class SearchSpace:
     @property
     def stages(self) -> tuple[StageConfig, ...]:
         return self.config.stages
+
+    def slot(self, stage: int, position: int) -> Slot:
+        """The picks block ``position`` of stage ``stage`` may take (the first block's stride differs)."""
+        first, later = self._slots[stage]
+        return first if position == 0 else later
+
+    def slots(self, stage: int) -> tuple[Slot, Slot]:
+        """``(first, later)``: the picks of the stage's first block and of any later one."""
+        return self._slots[stage]
 
     def __repr__(self) -> str:
         return f"SearchSpace({self.name!r}, stages={len(self.stages)}, size={self.count():.3g})"
@@ -59,34 +69,16 @@ class SearchSpace:
         resolution = int(pick(self.config.resolutions))
         width = float(pick(self.config.width_multipliers))
         stages = []
-        for stage in self.stages:
+        for i, stage in enumerate(self.stages):
             depth = int(pick(stage.depths))
-            stages.append(
-                tuple(
-                    BlockArch(
-                        kernel=int(pick(stage.kernels)),
-                        expand=float(pick(stage.expansions)),
-                        se=bool(pick(stage.se)),
-                        act=str(pick(stage.acts)),
-                    )
-                    for _ in range(depth)
-                )
-            )
+            stages.append(tuple(self.slot(i, j).sample(rng) for j in range(depth)))
         return Arch(self.name, resolution, width, tuple(stages))
 
     def _extreme(self, index: int) -> Arch:
         # index -1: largest (choices are sorted ascending, hswish after relu, True after False)
         stages = tuple(
-            tuple(
-                BlockArch(
-                    kernel=stage.kernels[index],
-                    expand=stage.expansions[index],
-                    se=stage.se[index],
-                    act=stage.acts[index],
-                )
-                for _ in range(stage.depths[index])
-            )
-            for stage in self.stages
+            tuple(self.slot(i, j).extreme(index) for j in range(stage.depths[index]))
+            for i, stage in enumerate(self.stages)
         )
         return Arch(
             self.name,
@@ -106,8 +98,8 @@ class SearchSpace:
     def count(self) -> int:
         """Number of distinct architectures in the space (exact integer)."""
         total = len(self.config.resolutions) * len(self.config.width_multipliers)
-        for stage in self.stages:
-            total *= sum(stage.block_choices**d for d in stage.depths)
+        for (first, later), stage in zip(self._slots, self.stages):
+            total *= sum(first.count() * later.count() ** (d - 1) for d in stage.depths)
         return total
 
     def log10_count(self) -> float:
@@ -128,15 +120,7 @@ class SearchSpace:
             if len(blocks) not in stage.depths:
                 problems.append(f"stages[{i}].depth: {len(blocks)} not in {_fmt(stage.depths)}")
             for j, b in enumerate(blocks):
-                where = f"stages[{i}][{j}]"
-                if b.kernel not in stage.kernels:
-                    problems.append(f"{where}.kernel: {b.kernel} not in {_fmt(stage.kernels)}")
-                if b.expand not in stage.expansions:
-                    problems.append(f"{where}.expand: {b.expand:g} not in {_fmt(stage.expansions)}")
-                if b.se not in stage.se:
-                    problems.append(f"{where}.se: {b.se} not in {_fmt(stage.se)}")
-                if b.act not in stage.acts:
-                    problems.append(f"{where}.act: {b.act!r} not in {_fmt(stage.acts)}")
+                problems.extend(self.slot(i, j).problems(b, f"stages[{i}][{j}]"))
         if problems:
             raise ArchError(f"arch is not in space {self.name!r}: " + "; ".join(problems))
 
@@ -151,16 +135,17 @@ class SearchSpace:
     def resolve(self, arch: Arch, num_classes: int, resolution: int | None = None) -> NetworkSpec:
         """Turn ``arch`` into a :class:`NetworkSpec` with every channel count fixed.
 
-        The width multiplier is applied here, once (``make_divisible(c * width, 8)``), to the stem,
-        every stage and the final 1x1 expansion; the classifier's hidden layer keeps its width for
-        multipliers <= 1, as in MobileNetV2/V3. ``resolution`` overrides the arch's (deployment at
+        The width multiplier is applied here, once, with the channel rules of :mod:`nas.channels`
+        (``make_divisible(c * width, 8)``) to the stem, every stage and the final 1x1 expansion; the
+        classifier's hidden layer keeps its width for multipliers <= 1, as in MobileNetV2/V3. Each
+        block's kind resolves its own channels (mid, SE) from its input and output channels. ``resolution`` overrides the arch's (deployment at
         another size than the one searched).
         """
         self.check(arch)
         cfg = self.config
         w = arch.width
         stem = StemSpec(
-            out_channels=make_divisible(cfg.stem.out_channels * w),
+            out_channels=scaled_channels(cfg.stem.out_channels, w),
             kernel=cfg.stem.kernel,
             stride=cfg.stem.stride,
             act=cfg.stem.act,
@@ -168,28 +153,16 @@ class SearchSpace:
         blocks = []
         in_ch = stem.out_channels
         for stage, stage_arch in zip(self.stages, arch.stages):
-            out_ch = make_divisible(stage.out_channels * w)
+            out_ch = scaled_channels(stage.out_channels, w)
             for j, b in enumerate(stage_arch):
-                mid = in_ch if b.expand == 1.0 else make_divisible(in_ch * b.expand)
-                blocks.append(
-                    BlockSpec(
-                        in_channels=in_ch,
-                        mid_channels=mid,
-                        out_channels=out_ch,
-                        kernel=b.kernel,
-                        stride=stage.stride if j == 0 else 1,
-                        se_channels=make_divisible(mid / cfg.se_reduction) if b.se else 0,
-                        act=b.act,
-                    )
-                )
+                blocks.append(kind_of_arch(b).resolve(b, in_channels=in_ch, out_channels=out_ch,
+                                                      stride=stage.stride if j == 0 else 1,
+                                                      se_reduction=cfg.se_reduction))
                 in_ch = out_ch
-        hidden = cfg.head.classifier_channels
-        if hidden and w > 1.0:
-            hidden = make_divisible(hidden * w)
         head = HeadSpec(
-            final_channels=make_divisible(cfg.head.final_channels * w),
+            final_channels=scaled_channels(cfg.head.final_channels, w),
             final_act=cfg.head.final_act,
-            classifier_channels=hidden,
+            classifier_channels=classifier_hidden(cfg.head.classifier_channels, w),
             classifier_act=cfg.head.classifier_act,
             dropout=cfg.head.dropout,
         )
@@ -202,6 +175,28 @@ class SearchSpace:
             blocks=tuple(blocks),
             head=head,
         )
+
+
+    def covering_archs(self, resolution: int, width: float) -> list[Arch]:
+        """Members that together hold every pick of every block position at ``resolution`` and
+        ``width``: arch ``i`` takes pick ``i`` (mod the slot's count) in every block of each stage
+        at the stage's largest depth. A block's channels and table key depend only on its own pick,
+        the width and its position (first block of a stage or a later one), so these members reach
+        every layer any member can have (the supernet's stored sizes, the latency table's keys)."""
+        slots = [(first.options, later.options) for first, later in self._slots]
+        n = max(max(len(f), len(l)) for f, l in slots)
+        return [
+            Arch(
+                self.name,
+                resolution,
+                width,
+                tuple(
+                    (first[i % len(first)],) + (later[i % len(later)],) * (stage.depths[-1] - 1)
+                    for (first, later), stage in zip(slots, self.stages)
+                ),
+            )
+            for i in range(n)
+        ]
 
 
 def load_space(name_or_path: str | Path) -> SearchSpace:

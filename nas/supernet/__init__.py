@@ -12,17 +12,17 @@ from nas.supernet._checkpoint import (
     save_checkpoint,
     write_atomically,
 )
-from nas.supernet._elastic import (
+from nas.blocks import (  # the elastic layers live with the block kinds; re-exported here
     ElasticBatchNorm2d,
     ElasticBiasConv,
     ElasticConv,
     ElasticDepthwise,
     ElasticLinear,
     ElasticSqueezeExcite,
+    ElasticUIB,
+    importance_order,
 )
-from nas.supernet._elastic_uib import ElasticUIB
-from nas.supernet._reorder import importance_order
-from nas.supernet._supernet import ElasticBlock, ElasticConvBN, Supernet, extract, max_specs, reorder_channels
+from nas.supernet._supernet import ElasticBlock, ElasticConvBN, KindChoice, Supernet, extract, max_specs, reorder_channels
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -38,6 +38,7 @@ __all__ = [
     "ElasticLinear",
     "ElasticSqueezeExcite",
     "ElasticUIB",
+    "KindChoice",
     "Supernet",
     "calibrated_subnet",
     "checkpoint_path",

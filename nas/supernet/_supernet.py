@@ -11,172 +11,72 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas.blocks import (ElasticBatchNorm2d, ElasticBneck, ElasticConvBN, ElasticLinear, ElasticSqueezeExcite,
+                        kind_of, searchable_kind)
+from nas.blocks._elastic import activation
 from nas.errors import ArchError
-from nas.netspec import BlockSpec, NetworkSpec
+from nas.netspec import NetworkSpec
 from nas.nn import MobileNet, build_network
-from nas.space import Arch, BlockArch, SearchSpace
-from nas.supernet._elastic import (
-    ElasticBatchNorm2d,
-    ElasticConv,
-    ElasticDepthwise,
-    ElasticLinear,
-    ElasticSqueezeExcite,
-    activation,
-)
-from nas.supernet._reorder import importance_order, permute_
+from nas.space import Arch, SearchSpace
 
-__all__ = ["Supernet", "ElasticConvBN", "ElasticBlock", "max_specs", "extract", "reorder_channels"]
+__all__ = ["Supernet", "ElasticConvBN", "ElasticBlock", "KindChoice", "max_specs", "extract", "reorder_channels"]
 
 _SPEC_CACHE_SIZE = 4096
 
-
-class ElasticConvBN(nn.Module):
-    """Elastic conv -> elastic BN -> activation (the elastic twin of ``ConvBNAct``)."""
-
-    def __init__(self, max_in: int, max_out: int, *, kernel: int = 1, stride: int = 1) -> None:
-        super().__init__()
-        self.conv = ElasticConv(max_in, max_out, kernel=kernel, stride=stride)
-        self.bn = ElasticBatchNorm2d(max_out)
-
-    def forward(self, x: torch.Tensor, out_channels: int, act: str | None) -> torch.Tensor:
-        return activation(self.bn(self.conv(x, out_channels)), act, inplace=True)
-
-    @torch.no_grad()
-    def permute_outputs(self, order: torch.Tensor, optimizer: torch.optim.Optimizer | None = None) -> None:
-        """Re-order the output channels (conv filters and BN) with the optimizer's state."""
-        permute_(self.conv.weight, 0, order, optimizer)
-        self.bn.permute(order, optimizer)
-
-    @torch.no_grad()
-    def copy_into(self, dst: nn.Sequential) -> None:
-        """Copy the active slice into a static ``ConvBNAct`` (conv, BN[, act])."""
-        conv, bn = dst[0], dst[1]
-        conv.weight.copy_(self.conv.active_weight(conv.in_channels, conv.out_channels))
-        self.bn.copy_into(bn)
+#: The bneck's elastic block under its name from before block kinds.
+ElasticBlock = ElasticBneck
 
 
-class ElasticDepthwiseBN(nn.Module):
-    def __init__(
-        self, max_channels: int, kernels: tuple[int, ...], *, stride: int, kernel_transform: bool, skip_padding_taps: bool
-    ) -> None:
-        super().__init__()
-        self.conv = ElasticDepthwise(
-            max_channels, kernels, stride=stride, kernel_transform=kernel_transform, skip_padding_taps=skip_padding_taps
-        )
-        self.bn = ElasticBatchNorm2d(max_channels)
+class KindChoice(nn.ModuleDict):
+    """A block position whose stage offers several block kinds: one elastic module per kind
+    (no weights shared between kinds), the spec's kind picks which one runs."""
 
-    def forward(self, x: torch.Tensor, kernel: int, act: str | None, stride: int | None = None) -> torch.Tensor:
-        """Depthwise conv (at ``stride``, default the stored one) -> BN -> ``act`` (``None``: linear)."""
-        return activation(self.bn(self.conv(x, kernel, stride)), act, inplace=True)
+    def forward(self, x: torch.Tensor, spec) -> torch.Tensor:
+        return self[kind_of(spec).name](x, spec)
 
-    @torch.no_grad()
-    def copy_into(self, dst: nn.Sequential, channels: int, kernel: int) -> None:
-        """Copy the slice of ``channels`` at ``kernel`` into a static depthwise ``ConvBNAct``."""
-        dst[0].weight.copy_(self.conv.active_weight(channels, kernel))
-        self.bn.copy_into(dst[1])
-
-    @torch.no_grad()
-    def permute(self, order: torch.Tensor, optimizer: torch.optim.Optimizer | None = None) -> None:
-        permute_(self.conv.weight, 0, order, optimizer)
-        self.bn.permute(order, optimizer)
-
-
-class ElasticBlock(nn.Module):
-    """A bneck block at its largest size; ``forward(x, spec)`` runs it as the resolved ``spec``."""
-
-    def __init__(
-        self,
-        *,
-        max_in: int,
-        max_mid: int,
-        max_out: int,
-        max_se: int,
-        kernels: tuple[int, ...],
-        stride: int,
-        has_expand: bool,
-        kernel_transform: bool,
-        skip_padding_taps: bool = True,
-        always_expands: bool = False,
-    ) -> None:
-        super().__init__()
-        self.stride = stride
-        # every member of the space has the expand conv here (none resolves to mid == in), so the
-        # mid channels are this block's own and may be re-ordered (nas.supernet.reorder_channels)
-        self.always_expands = always_expands and has_expand
-        # point-wise expansion: present when some member of the space widens this block's input
-        self.expand = ElasticConvBN(max_in, max_mid) if has_expand else None
-        # depth-wise
-        self.depthwise = ElasticDepthwiseBN(
-            max_mid, kernels, stride=stride, kernel_transform=kernel_transform, skip_padding_taps=skip_padding_taps
-        )
-        # squeeze-excitation: present when the stage allows SE
-        self.se = ElasticSqueezeExcite(max_mid, max_se) if max_se else None
-        # point-wise linear projection
-        self.project = ElasticConvBN(max_mid, max_out)
-
-    def forward(self, x: torch.Tensor, spec: BlockSpec) -> torch.Tensor:
-        out = x
-        if spec.has_expand:
-            out = self.expand(out, spec.mid_channels, spec.act)
-        out = self.depthwise(out, spec.kernel, spec.act)
-        if spec.has_se:
-            out = self.se(out, spec.se_channels)
-        out = self.project(out, spec.out_channels, None)
-        return out + x if spec.residual else out
+    @property
+    def reorderable(self) -> bool:
+        return any(module.reorderable for module in self.values())
 
     @torch.no_grad()
     def copy_into(self, dst: nn.Module) -> None:
-        """Copy the weights of ``dst.spec``'s slice (transformed kernels, BN statistics) into the
-        static block ``dst`` (extraction)."""
-        spec = dst.spec
-        if spec.has_expand:
-            self.expand.copy_into(dst.expand)
-        self.depthwise.copy_into(dst.depthwise, spec.mid_channels, spec.kernel)
-        if spec.has_se:
-            self.se.copy_into(dst.se, spec.mid_channels, spec.se_channels)
-        self.project.copy_into(dst.project)
+        self[kind_of(dst.spec).name].copy_into(dst)
 
     @torch.no_grad()
     def reorder(self, optimizer: torch.optim.Optimizer | None = None) -> None:
-        """Sort the mid channels (and SE hidden units) by importance, with the optimizer's state
-        (see :mod:`nas.supernet._reorder`). Only for blocks that always expand."""
-
-        mid = importance_order(self.project.conv.weight, 1)
-        self.expand.permute_outputs(mid, optimizer)
-        self.depthwise.permute(mid, optimizer)
-        if self.se is not None:
-            self.se.reorder(mid, optimizer)
-        permute_(self.project.conv.weight, 1, mid, optimizer)
+        for module in self.values():
+            if module.reorderable:
+                module.reorder(optimizer)
 
 
 def max_specs(space: SearchSpace, num_classes: int) -> list[NetworkSpec]:
-    """Resolved networks that together reach every layer's largest size in ``space``.
+    """Resolved networks that together hold every size and kind each block position of ``space``
+    can take: the covering members (:meth:`SearchSpace.covering_archs`) at every width.
 
-    One per (width multiplier, expansion choice index): the deepest, largest-kernel, SE-where-allowed
-    member at that width using each stage's ``k``-th expansion. Channel counts depend only on the
-    width, a block's own expansion and SE (never on the depth or the other blocks), so the
-    element-wise maximum over these networks is the maximum over the whole space.
+    Channel counts depend only on the width and a block's own pick and position (never on the
+    depth or the other blocks), so the element-wise maximum over these networks is the maximum
+    over the whole space.
     """
     cfg = space.config
-    n_exp = max(len(stage.expansions) for stage in cfg.stages)
-    specs = []
-    for width in cfg.width_multipliers:
-        for k in range(n_exp):
-            stages = tuple(
-                tuple(
-                    BlockArch(
-                        kernel=stage.kernels[-1],
-                        expand=stage.expansions[min(k, len(stage.expansions) - 1)],
-                        se=stage.se[-1],
-                        act=stage.acts[-1],
-                    )
-                    for _ in range(stage.depths[-1])
-                )
-                for stage in cfg.stages
-            )
-            arch = Arch(space.name, cfg.resolutions[-1], width, stages)
-            specs.append(space.resolve(arch, num_classes))
-    return specs
+    return [
+        space.resolve(arch, num_classes)
+        for width in cfg.width_multipliers
+        for arch in space.covering_archs(cfg.resolutions[-1], width)
+    ]
+
+
+def _position_module(column: list, kinds: tuple[str, ...], *, kernel_transform: bool,
+                     skip_padding_taps: bool) -> nn.Module:
+    """The elastic module of one block position from the specs it can take (``column``)."""
+    modules = {}
+    for name in kinds:
+        specs = [b for b in column if kind_of(b).name == name]
+        if specs:
+            modules[name] = searchable_kind(name).elastic_module(
+                specs, kernel_transform=kernel_transform, skip_padding_taps=skip_padding_taps)
+    if len(modules) == 1:  # one kind: the module itself (state-dict names as before kinds)
+        return next(iter(modules.values()))
+    return KindChoice(modules)
 
 
 class Supernet(nn.Module):
@@ -221,20 +121,8 @@ class Supernet(nn.Module):
             blocks = nn.ModuleList()
             for _ in range(stage.depths[-1]):
                 column = [s.blocks[index] for s in specs]
-                blocks.append(
-                    ElasticBlock(
-                        max_in=max(b.in_channels for b in column),
-                        max_mid=max(b.mid_channels for b in column),
-                        max_out=max(b.out_channels for b in column),
-                        max_se=max(b.se_channels for b in column),
-                        kernels=stage.kernels,
-                        stride=column[0].stride,
-                        has_expand=any(b.has_expand for b in column),
-                        always_expands=all(b.has_expand for b in column),
-                        kernel_transform=kernel_transform,
-                        skip_padding_taps=skip_padding_taps,
-                    )
-                )
+                blocks.append(_position_module(column, stage.kinds, kernel_transform=kernel_transform,
+                                               skip_padding_taps=skip_padding_taps))
                 index += 1
             self.stages.append(blocks)
 
@@ -271,7 +159,7 @@ class Supernet(nn.Module):
             self._specs[arch] = spec
         return spec
 
-    def blocks_of(self, arch: Arch) -> list[ElasticBlock]:
+    def blocks_of(self, arch: Arch) -> list[nn.Module]:
         """The stored blocks that ``arch`` uses, in order: the first ``depth`` of each stage."""
         if len(arch.depths) != len(self.stages):
             raise ArchError(f"arch has {len(arch.depths)} stages, the supernet {len(self.stages)}")
@@ -296,7 +184,7 @@ class Supernet(nn.Module):
         Pass the training ``optimizer`` so that its per-parameter state (momentum) is permuted with
         the weights. Returns the number of blocks re-ordered.
         """
-        blocks = [block for stage in self.stages for block in stage if block.always_expands]
+        blocks = [block for stage in self.stages for block in stage if block.reorderable]
         for block in blocks:
             block.reorder(optimizer)
         return len(blocks)

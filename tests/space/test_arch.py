@@ -37,7 +37,7 @@ def test_string_form_is_readable():
         ({"space": "s", "resolution": 32, "width": 1.0}, "missing"),
         ({"space": "s", "resolution": 32, "width": 1.0, "stages": [], "extra": 1}, "unknown"),
         ({"space": "s", "resolution": "32", "width": 1.0, "stages": [[{"kernel": 3, "expand": 3, "se": False, "act": "relu"}]]}, "resolution"),
-        ({"space": "s", "resolution": 32, "width": 1.0, "stages": [[{"kernel": 3, "expand": 3, "se": "no", "act": "relu"}]]}, r"stages\[0\]\[0\]\.se"),
+        ({"space": "s", "resolution": 32, "width": 1.0, "stages": [[{"kernel": 3, "expand": 3, "se": "no", "act": "relu"}]]}, r"stages\[0\]\[0\]: se must be"),
         ({"space": "s", "resolution": 32, "width": 1.0, "stages": [[{"kernel": 3, "expand": 3, "se": False, "act": "gelu"}]]}, "act must be one of"),
         ({"space": "s", "resolution": 32, "width": 1.0, "stages": [[]]}, "no blocks"),
         ({"space": "s", "resolution": 32, "width": 1.0, "stages": [[{"kernel": 3}]]}, "exactly the keys"),

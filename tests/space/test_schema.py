@@ -30,8 +30,8 @@ def test_large_space_matches_the_issue():
     assert total_stride == 32  # five stride-2 reductions
     searchable = [s for s in cfg.stages if len(s.depths) > 1]
     assert searchable and all(
-        s.kernels == (3, 5, 7) and s.expansions == (3.0, 4.0, 6.0) and s.depths == (2, 3, 4)
-        and s.se == (False, True) and s.acts == ("relu", "hswish")
+        s.choice.kernels == (3, 5, 7) and s.choice.expansions == (3.0, 4.0, 6.0) and s.depths == (2, 3, 4)
+        and s.choice.se == (False, True) and s.choice.acts == ("relu", "hswish")
         for s in searchable
     )
 
@@ -132,8 +132,8 @@ def test_choices_are_canonicalised(tmp_path):
     data["stages"][1]["kernels"] = [5, 3]
     data["stages"][1]["acts"] = ["hswish", "relu"]
     cfg = parse_space(data)
-    assert cfg.stages[1].kernels == (3, 5)
-    assert cfg.stages[1].acts == ("relu", "hswish")
+    assert cfg.stages[1].choice.kernels == (3, 5)
+    assert cfg.stages[1].choice.acts == ("relu", "hswish")
     # still the same space
     assert cfg.digest == parse_space(_data()).digest
 

@@ -40,7 +40,8 @@ def _enumerate(space) -> int:
     cfg = space.config
     per_stage = []
     for stage in cfg.stages:
-        choices = list(itertools.product(stage.kernels, stage.expansions, stage.se, stage.acts))
+        c = stage.choice
+        choices = list(itertools.product(c.kernels, c.expansions, c.se, c.acts))
         per_stage.append(sum(len(list(itertools.product(choices, repeat=d))) for d in stage.depths))
     total = len(cfg.resolutions) * len(cfg.width_multipliers)
     for n in per_stage:

@@ -10,12 +10,12 @@ from nas.supernet import Supernet, importance_order
 
 
 def _reorderable(supernet):
-    return [b for stage in supernet.stages for b in stage if b.always_expands]
+    return [b for stage in supernet.stages for b in stage if b.reorderable]
 
 
 def test_only_blocks_whose_every_member_expands_are_reorderable(tiny_space):
     supernet = Supernet(tiny_space, 4)
-    flags = [[b.always_expands for b in stage] for stage in supernet.stages]
+    flags = [[b.reorderable for b in stage] for stage in supernet.stages]
     # first: no expand conv; s1 has expansion 1 (mid == in: no expand conv); s2 always expands
     assert flags == [[False], [False, False], [True, True, True]]
 

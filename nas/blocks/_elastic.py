@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.activations import apply_activation
-from nas.supernet._reorder import importance_order, permute_
+from nas.blocks._reorder import importance_order, permute_
 
 __all__ = [
     "ElasticConv",
@@ -24,6 +24,8 @@ __all__ = [
     "ElasticBatchNorm2d",
     "ElasticSqueezeExcite",
     "ElasticLinear",
+    "ElasticConvBN",
+    "ElasticDepthwiseBN",
     "activation",
 ]
 
@@ -330,3 +332,56 @@ class ElasticLinear(nn.Module):
     def forward(self, x: torch.Tensor, out_features: int) -> torch.Tensor:
         w, b = self.active(x.shape[1], out_features)
         return F.linear(x, w, b)
+
+
+class ElasticConvBN(nn.Module):
+    """Elastic conv -> elastic BN -> activation (the elastic twin of ``ConvBNAct``)."""
+
+    def __init__(self, max_in: int, max_out: int, *, kernel: int = 1, stride: int = 1) -> None:
+        super().__init__()
+        self.conv = ElasticConv(max_in, max_out, kernel=kernel, stride=stride)
+        self.bn = ElasticBatchNorm2d(max_out)
+
+    def forward(self, x: torch.Tensor, out_channels: int, act: str | None) -> torch.Tensor:
+        return activation(self.bn(self.conv(x, out_channels)), act, inplace=True)
+
+    @torch.no_grad()
+    def permute_outputs(self, order: torch.Tensor, optimizer: torch.optim.Optimizer | None = None) -> None:
+        """Re-order the output channels (conv filters and BN) with the optimizer's state."""
+        permute_(self.conv.weight, 0, order, optimizer)
+        self.bn.permute(order, optimizer)
+
+    @torch.no_grad()
+    def copy_into(self, dst: nn.Sequential) -> None:
+        """Copy the active slice into a static ``ConvBNAct`` (conv, BN[, act])."""
+        conv, bn = dst[0], dst[1]
+        conv.weight.copy_(self.conv.active_weight(conv.in_channels, conv.out_channels))
+        self.bn.copy_into(bn)
+
+
+class ElasticDepthwiseBN(nn.Module):
+    """Elastic depthwise conv -> elastic BN -> activation."""
+
+    def __init__(
+        self, max_channels: int, kernels: tuple[int, ...], *, stride: int, kernel_transform: bool, skip_padding_taps: bool
+    ) -> None:
+        super().__init__()
+        self.conv = ElasticDepthwise(
+            max_channels, kernels, stride=stride, kernel_transform=kernel_transform, skip_padding_taps=skip_padding_taps
+        )
+        self.bn = ElasticBatchNorm2d(max_channels)
+
+    def forward(self, x: torch.Tensor, kernel: int, act: str | None, stride: int | None = None) -> torch.Tensor:
+        """Depthwise conv (at ``stride``, default the stored one) -> BN -> ``act`` (``None``: linear)."""
+        return activation(self.bn(self.conv(x, kernel, stride)), act, inplace=True)
+
+    @torch.no_grad()
+    def copy_into(self, dst: nn.Sequential, channels: int, kernel: int) -> None:
+        """Copy the slice of ``channels`` at ``kernel`` into a static depthwise ``ConvBNAct``."""
+        dst[0].weight.copy_(self.conv.active_weight(channels, kernel))
+        self.bn.copy_into(dst[1])
+
+    @torch.no_grad()
+    def permute(self, order: torch.Tensor, optimizer: torch.optim.Optimizer | None = None) -> None:
+        permute_(self.conv.weight, 0, order, optimizer)
+        self.bn.permute(order, optimizer)
