@@ -1,8 +1,8 @@
 """Block kinds: one module per kind, found through a registry by name or arch-token prefix.
 
-``bneck`` (MobileNetV3's inverted residual) and ``uib`` (MobileNetV4's Universal Inverted
-Bottleneck) are searchable; ``fused`` (the fused inverted bottleneck) and ``conv`` (conv-BN-act)
-appear in presets. A kind owns its resolved spec, the layer the shape walker reports and its
+``bneck`` (MobileNetV3's inverted residual), ``uib`` (MobileNetV4's Universal Inverted
+Bottleneck) and ``conv`` (conv-BN-act, MobileNetV4-Conv-S's first stages) are searchable; ``fused``
+(the fused inverted bottleneck) appears in presets. A kind owns its resolved spec, the layer the shape walker reports and its
 latency-table key, its cost formula and operation counts and its static module
 (:class:`BlockKind`); a searchable kind also its YAML choice fields, its per-block arch and token,
 how a pick resolves to channels and its elastic supernet module (:class:`SearchableKind`). The
@@ -46,7 +46,7 @@ from nas.blocks._registry import (
 )
 from nas.blocks._reorder import importance_order, permute_
 from nas.blocks.bneck import BNECK_KERNELS, BlockArch, BneckChoices, BneckSpec, ElasticBneck, InvertedResidual
-from nas.blocks.conv import ConvSpec
+from nas.blocks.conv import CONV_KERNELS, ConvArch, ConvChoices, ConvSpec, ElasticConvBlock
 from nas.blocks.fused import FusedInvertedBottleneck, FusedSpec
 from nas.blocks.uib import UIB_KERNELS, ElasticUIB, UIBArch, UIBChoices, UIBSpec, UniversalInvertedBottleneck
 
@@ -59,7 +59,11 @@ __all__ = [
     "BneckChoices",
     "BneckSpec",
     "ConvBNAct",
+    "CONV_KERNELS",
+    "ConvArch",
+    "ConvChoices",
     "ConvSpec",
+    "ElasticConvBlock",
     "ElasticBatchNorm2d",
     "ElasticBiasConv",
     "ElasticBneck",

@@ -55,7 +55,8 @@ def test_extracted_without_padding_skip_is_bit_identical(tiny_space, randomize):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,resolution", [("mobilenetv3_small32", None), ("mobilenetv3_large", 32)])
+@pytest.mark.parametrize("name,resolution", [("mobilenetv3_small32", None), ("mobilenetv3_large", 32),
+                                             ("mobilenet_mixed_small32", None), ("mobilenetv4_conv_small", 64)])
 def test_extracted_equals_supernet_on_shipped_spaces(name, resolution, randomize):
     _conformance(load_space(name), randomize, skip_padding_taps=True, dtype=torch.float32, atol=1e-4,
                  resolution=resolution, n=20)
