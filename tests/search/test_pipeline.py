@@ -198,3 +198,54 @@ def test_bad_storage_and_outputs_fail_before_training(tmp_path, tiny_space_file,
 def test_seed_must_be_non_negative_and_named():
     with pytest.raises(ValueError, match=r"seed \(--seed\): -1"):
         SearchConfig(device="d", budget="1ms", seed=-1)
+
+
+TINY_KINDS_SPACE = """
+name: tiny_kinds
+in_channels: 3
+base_resolution: 16
+resolutions: [12, 16]
+width_multipliers: [0.5, 1.0]
+stem: {out_channels: 8, kernel: 3, stride: 2, act: relu}
+stages:
+  - {out_channels: 8, stride: 1, depths: [1], block: conv, kernels: [1, 3]}
+  - {out_channels: 16, stride: 2, depths: [1, 2], block: uib, start_kernels: [0, 3], mid_kernels: [0, 3, 5],
+     expansions: [2, 4], se: [false, true], acts: [relu, hswish]}
+  - out_channels: 24
+    stride: 2
+    depths: [1, 2]
+    choices:
+      - {block: bneck, kernels: [3, 5], expansions: [3], se: [false, true], acts: [relu, hswish]}
+      - {block: uib, start_kernels: [0, 3], mid_kernels: [0, 3], expansions: [2, 4]}
+head: {final_channels: 32, classifier_channels: 48, dropout: 0.0}
+"""
+
+
+@pytest.mark.slow
+def test_search_end_to_end_on_uib_conv_and_mixed_stages(tmp_path, splits):
+    """Train, search and export on a space with conv, UIB and bneck-or-UIB stages: the exported
+    ONNX matches PyTorch and the safe loader rebuilds the UIB network from its spec."""
+    from nas.blocks import kind_of_arch
+    from nas.export import load_model
+    from nas.space import Arch, load_space
+    from tests.search.conftest import write_fake_table
+
+    space_file = tmp_path / "tiny_kinds.yaml"
+    space_file.write_text(TINY_KINDS_SPACE)
+    table = write_fake_table(load_space(space_file), tmp_path / "fake_phone.json")
+    cfg = _cfg(tmp_path, space_file, table, budget="3ms", trials=8)
+    result = run_pipeline(cfg, progress=False, log=lambda _: None, splits=splits)
+    best = result["best"]
+    assert best is not None and best["predicted_latency_ms"] <= 3.0
+    arch = Arch.from_string(best["arch"])
+    assert kind_of_arch(arch.stages[1][0]).name == "uib" and kind_of_arch(arch.stages[0][0]).name == "conv"
+    run = tmp_path / "run"
+    x = torch.randn(2, 3, best["deploy_resolution"], best["deploy_resolution"])
+    net = load_model(run / "best" / "model.pt").eval()
+    session = ort.InferenceSession(str(run / "best" / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"images": x.numpy()})[0]
+    assert abs(got - net(x).detach().numpy()).max() <= 1e-4
+    study = open_study(result["search"]["storage"], result["search"]["study_name"], make_sampler("nsga2", 0))
+    kinds = {kind_of_arch(b).name for t in study.get_trials(states=(TrialState.COMPLETE,))
+             for b in Arch.from_string(t.user_attrs["arch"]).stages[2]}
+    assert kinds <= {"bneck", "uib"} and kinds
