@@ -417,7 +417,11 @@ def calibrate_pixel(
         },
         notes=(
             "estimated table: per-key values are model outputs, not measurements; network latency is "
-            "the plain sum (overhead_ms = 0)"
+            "the plain sum (overhead_ms = 0). Block layers of every kind map onto the same features through "
+            "their kind's operation counts: a UIB's 1x1 expansion and projection are dense multiply-adds, its "
+            "start and mid depthwise convs depthwise multiply-adds, its SE and h-swish work as a bneck's; a "
+            "conv block's multiply-adds are dense. The published rows hold no UIB block, so UIB keys rest on "
+            "that mapping and on the host time of the layer"
         ),
     )
     return LatencyTable(header, entries), report

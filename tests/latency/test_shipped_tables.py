@@ -22,6 +22,17 @@ def test_shipped_table_loads_for_the_shipped_spaces(device):
         assert predict_latency(table, fastest, space=space) == pytest.approx(floor)
 
 
+@pytest.mark.parametrize("device", ["pixel_cpu", "amd_epyc_avx2_2c"])
+def test_tables_cover_the_block_kind_spaces(device):
+    for name in ("mobilenetv4_conv_small", "mobilenetv4_small32", "mobilenet_mixed_small32"):
+        space = load_space(name)
+        table = load_table(device, space=space)
+        floor, fastest = min_latency(table, space)
+        assert 0 < floor <= predict_latency(table, space.largest(), space=space)
+        assert predict_latency(table, fastest, space=space) == pytest.approx(floor)
+        assert fastest in space
+
+
 def test_pixel_cpu_is_labelled_an_estimate():
     table = load_table("pixel_cpu")
     assert table.header.method == "estimated"
