@@ -51,8 +51,9 @@ def confirm(arch_string: str, epochs: int, subset: int, seed: int) -> dict:
     from nas.train import TrainConfig, train_static
 
     arch = Arch.from_string(arch_string)
-    splits = load_data("fashion-mnist", seed=seed)
-    spec = load_space(arch.space).resolve(arch, splits.num_classes)
+    space = load_space(arch.space)
+    splits = load_data("fashion-mnist", seed=seed, channels=space.config.in_channels)
+    spec = space.resolve(arch, splits.num_classes)
     cfg = TrainConfig(epochs=epochs, subset=subset, seed=seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
