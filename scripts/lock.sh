@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Refresh requirements.lock: every dependency of pyproject.toml (all extras), direct and transitive,
-# at its newest version that fits, for the platform the install supports (CPython 3.11, x86_64
+# at the version the current lock pins (its newest that fits for new ones, or for all with UPGRADE=1), for the platform the install supports (CPython 3.11, x86_64
 # Linux, glibc >= 2.28) and the CPU build of torch named in constraints.txt.
 #
 #   bash scripts/lock.sh            # then: bash scripts/install.sh && .venv/bin/python -m pytest -q
@@ -20,6 +20,8 @@ SOURCES=()
 TORCH_WHEELS="${TORCH_WHEELS:-/opt/wheels}"
 if [ -d "$TORCH_WHEELS" ]; then SOURCES+=(--find-links "$TORCH_WHEELS"); fi
 if [ -n "${TORCH_INDEX:-}" ]; then SOURCES+=(--extra-index-url "$TORCH_INDEX" --index-strategy unsafe-best-match); fi
+# Start from the current lock: uv keeps its pins unless a requirement changed (UPGRADE=1: newest of all).
+if [ -f requirements.lock ] && [ -z "${UPGRADE:-}" ]; then cp requirements.lock requirements.lock.new; else rm -f requirements.lock.new; fi
 "$TOOLS/venv/bin/uv" pip compile pyproject.toml --all-extras \
   --python-version 3.11 --python-platform x86_64-manylinux_2_28 "${SOURCES[@]}" \
   --constraint constraints.txt --no-header --quiet --output-file requirements.lock.new
