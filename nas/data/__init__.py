@@ -1,6 +1,8 @@
-"""Datasets: Fashion-MNIST (default, Debian package), CIFAR batches, image folders, synthetic."""
+"""Datasets: Fashion-MNIST (default, Debian package), fashion-mosaic (multi-label), CIFAR batches, image
+folders, synthetic."""
 
 from nas.data._batches import MAX_RESOLUTION, check_resolution, iterate_batches, to_float
+from nas.data._mosaic import MosaicConfig, make_mosaics
 from nas.data._formats import read_cifar_batches, read_idx, read_image_folder
 from nas.data._load import (
     DATASETS,
@@ -17,12 +19,14 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_DIR",
     "MAX_RESOLUTION",
+    "MosaicConfig",
     "DataSplits",
     "ImageData",
     "check_resolution",
     "detect_format",
     "iterate_batches",
     "load_data",
+    "make_mosaics",
     "read_cifar_batches",
     "read_idx",
     "read_image_folder",

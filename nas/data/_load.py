@@ -1,4 +1,5 @@
-"""Choosing and loading a dataset: Fashion-MNIST (default), CIFAR batches, image folders, synthetic."""
+"""Choosing and loading a dataset: Fashion-MNIST (default), fashion-mosaic (multi-label), CIFAR batches,
+image folders, synthetic."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 import torch
 
 from nas.data._formats import read_cifar_batches, read_idx_pair, read_image_folder
+from nas.data._mosaic import MosaicConfig, make_mosaics
 from nas.data._types import DataSplits, ImageData, channel_stats, split_train_val
 from nas.errors import DataError
 
@@ -25,7 +27,7 @@ FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
-DATASETS = ("fashion-mnist", "cifar", "image-folder", "synthetic")
+DATASETS = ("fashion-mnist", "fashion-mosaic", "cifar", "image-folder", "synthetic")
 
 _HOW_TO_GET_FMNIST = (
     "Fashion-MNIST not found in {where}. Install it with\n"
@@ -89,6 +91,25 @@ def _image_folder(directory: Path, image_size: int, seed: int) -> tuple[ImageDat
     return train, test, notes
 
 
+def _fashion_mosaic(
+    path: Path | None, cfg: MosaicConfig, val_fraction: float, seed: int, channels: int | None
+) -> DataSplits:
+    """Mosaics from disjoint item pools: train and val from two parts of Fashion-MNIST's training
+    images (split by ``val_fraction`` and ``seed``), test from its test images."""
+    items, test_items, source = _fashion_mnist(path)
+    train_pool, val_pool = split_train_val(items, val_fraction, seed)
+    train = make_mosaics(train_pool, cfg.train, cfg, seed=seed, split="train")
+    val = make_mosaics(val_pool, cfg.val, cfg, seed=seed, split="val")
+    test = make_mosaics(test_items, cfg.test, cfg, seed=seed, split="test")
+    if channels is not None:
+        train, val, test = (d.with_channels(channels) for d in (train, val, test))
+    mean, std = channel_stats(train)
+    settings = ", ".join(f"{k} {v}" for k, v in cfg.to_dict().items())
+    note = (f"mosaics of Fashion-MNIST items ({settings}; seed {seed}): train and val items from disjoint parts "
+            "of the training images, test items from the test images")
+    return DataSplits("fashion-mosaic", train, val, test, mean, std, f"{source} ({note})", (note,))
+
+
 def load_data(
     data: str = "fashion-mnist",
     data_dir: str | Path | None = None,
@@ -98,11 +119,13 @@ def load_data(
     channels: int | None = None,
     image_size: int = 64,
     synthetic_size: int = 512,
+    mosaic: MosaicConfig | None = None,
 ) -> DataSplits:
     """Load a dataset and split its training part into train/validation (fixed by ``seed``).
 
     Args:
-        data: ``fashion-mnist`` (default; Debian's package or ``data_dir``), ``cifar``
+        data: ``fashion-mnist`` (default; Debian's package or ``data_dir``), ``fashion-mosaic``
+            (multi-label mosaics of Fashion-MNIST items, :mod:`nas.data._mosaic`), ``cifar``
             (python-batch directory), ``image-folder`` (``data_dir/<class>/<image>``, or
             ``data_dir/train/...`` + ``data_dir/test/...``), ``synthetic`` (unit tests only), or a
             directory path whose format is detected.
@@ -112,6 +135,7 @@ def load_data(
         channels: convert to this many channels (grayscale is repeated to 3 for RGB networks).
         image_size: side that image-folder images are resized to when loaded.
         synthetic_size: number of synthetic training images.
+        mosaic: how ``fashion-mosaic`` images are built (default :class:`MosaicConfig`).
 
     Raises:
         DataError: data missing or malformed; the message says how to get or fix it.
@@ -124,6 +148,8 @@ def load_data(
         else:
             raise DataError(f"unknown dataset {data!r}: choose one of {DATASETS} or give a directory")
     notes: list[str] = []
+    if data == "fashion-mosaic":
+        return _fashion_mosaic(path, mosaic or MosaicConfig(), val_fraction, seed, channels)
     if data == "fashion-mnist":
         train, test, source = _fashion_mnist(path)
     elif data == "synthetic":

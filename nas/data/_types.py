@@ -12,7 +12,8 @@ __all__ = ["ImageData", "DataSplits", "split_train_val"]
 
 @dataclass(frozen=True)
 class ImageData:
-    """Images as a uint8 tensor ``[N, C, H, W]`` and labels as int64 ``[N]``."""
+    """Images as a uint8 tensor ``[N, C, H, W]``; labels as int64 class indices ``[N]``
+    (single-label) or uint8 multi-hot ``[N, len(classes)]`` (multi-label)."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -21,10 +22,25 @@ class ImageData:
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
             raise ValueError(f"images must be uint8 [N, C, H, W], got {self.images.dtype} {tuple(self.images.shape)}")
-        if self.labels.dim() != 1 or len(self.labels) != len(self.images):
-            raise ValueError(f"labels must be [N] with N={len(self.images)}, got {tuple(self.labels.shape)}")
+        if self.labels.dim() not in (1, 2) or len(self.labels) != len(self.images):
+            raise ValueError(f"labels must be [N] or [N, classes] with N={len(self.images)}, "
+                             f"got {tuple(self.labels.shape)}")
+        if self.labels.dim() == 2:
+            if self.labels.dtype != torch.uint8 or self.labels.shape[1] != len(self.classes):
+                raise ValueError(f"multi-hot labels must be uint8 [N, {len(self.classes)}], "
+                                 f"got {self.labels.dtype} {tuple(self.labels.shape)}")
+            if len(self.labels) and int(self.labels.max()) > 1:
+                raise ValueError("multi-hot labels must hold only 0 and 1")
+            return
+        if self.labels.dtype != torch.int64:
+            raise ValueError(f"class-index labels must be int64 [N], got {self.labels.dtype}")
         if len(self.labels) and (int(self.labels.min()) < 0 or int(self.labels.max()) >= len(self.classes)):
             raise ValueError(f"labels must lie in [0, {len(self.classes)}), got [{int(self.labels.min())}, {int(self.labels.max())}]")
+
+    @property
+    def multi_label(self) -> bool:
+        """Whether the labels are multi-hot (several classes per image)."""
+        return self.labels.dim() == 2
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -79,13 +95,18 @@ class DataSplits:
         return self.train.channels
 
     @property
+    def multi_label(self) -> bool:
+        return self.train.multi_label
+
+    @property
     def native_resolution(self) -> int:
         return self.train.size
 
     def describe(self) -> str:
         test = len(self.test) if self.test is not None else 0
+        kind = "multi-label, " if self.multi_label else ""
         return (
-            f"{self.name}: {self.num_classes} classes, {self.native_resolution}px x {self.channels}ch, "
+            f"{self.name}: {kind}{self.num_classes} classes, {self.native_resolution}px x {self.channels}ch, "
             f"train {len(self.train)} / val {len(self.val)} / test {test} ({self.source})"
         )
 
