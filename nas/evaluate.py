@@ -1,4 +1,5 @@
-"""Scoring a subnet of a trained supernet: BN recalibration, then top-1 on the validation split.
+"""Scoring a subnet of a trained supernet: BN recalibration, then the task's metrics on a split
+(top-1 for single-label data; mAP, F1, precision and recall for multi-label data: :mod:`nas.tasks`).
 
 API::
 
@@ -22,7 +23,8 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,10 +35,13 @@ from nas.data import MAX_RESOLUTION, DataSplits, ImageData, check_resolution, it
 from nas.errors import ArchError, DataError
 from nas.space import Arch
 from nas.supernet import CalibrationStats, Checkpoint, CheckpointError, Supernet, load_supernet, recalibrate_bn
+from nas.tasks import SingleLabel, Task, collect_outputs, task_for_data, task_from_checkpoint
 
 __all__ = [
     "ArchScore",
     "top1_accuracy",
+    "score_model",
+    "checkpoint_task",
     "calibration_batches",
     "evaluate_arch",
     "eval_resolution",
@@ -49,10 +54,18 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ArchScore:
-    """Top-1 of one subnet, and what the score cost."""
+    """The task's metrics of one subnet on one split, and what the score cost.
+
+    ``metric`` is the primary metric (``metric_name``: ``top1``, ``mAP``), ``metrics`` all of them
+    (percent); ``tuned`` what the metrics were fitted with on the validation split (multi-label:
+    the per-class decision thresholds; empty for single-label).
+    """
 
     arch: str
-    top1: float
+    task: str
+    metric_name: str
+    metric: float
+    metrics: dict[str, float]
     images: int
     split: str
     resolution: int
@@ -60,6 +73,14 @@ class ArchScore:
     calibration_images: int
     calibration_seconds: float
     eval_seconds: float
+    tuned: dict = field(default_factory=dict)
+
+    @property
+    def top1(self) -> float:
+        """Top-1 (%) of a single-label score."""
+        if "top1" not in self.metrics:
+            raise AttributeError(f"a {self.task} score has no top-1; its metrics are {sorted(self.metrics)}")
+        return self.metrics["top1"]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,16 +108,32 @@ def _batches(
         yield _to_device(x, device, channels_last), y.to(device, non_blocking=True)
 
 
-@torch.no_grad()
+def score_model(
+    model: Callable[[torch.Tensor], torch.Tensor], batches: Iterable, task: Task, tuned: dict[str, Any] | None = None
+) -> tuple[dict[str, float], int]:
+    """``(the task's metrics, number of images)`` of ``model`` over ``(inputs, targets)`` batches;
+    ``tuned``: settings fitted on the validation split (None: fitted on these batches)."""
+    outputs, targets = collect_outputs(model, batches)
+    return task.metrics(outputs, targets, tuned), len(targets)
+
+
 def top1_accuracy(model: Callable[[torch.Tensor], torch.Tensor], batches: Iterable) -> tuple[float, int]:
-    """``(top-1 in %, number of images)`` of ``model`` over ``(inputs, labels)`` batches."""
-    correct = total = 0
-    for x, y in batches:
-        correct += int((model(x).argmax(1) == y).sum())
-        total += len(y)
-    if total == 0:
-        raise ValueError("top1_accuracy: no images to evaluate")
-    return 100.0 * correct / total, total
+    """``(top-1 in %, number of images)`` of ``model`` over single-label ``(inputs, labels)`` batches."""
+    metrics, n = score_model(model, batches, SingleLabel())
+    return metrics["top1"], n
+
+
+def checkpoint_task(ckpt: Checkpoint, splits: DataSplits | None = None) -> Task:
+    """The task a supernet was trained for (its checkpoint's record), checked against ``splits``.
+
+    Raises:
+        CheckpointError: the data's labels are of another task (multi-hot vs class indices).
+    """
+    task = task_from_checkpoint(ckpt.data, ckpt.settings)
+    if splits is not None and task_for_data(splits).name != task.name:
+        raise CheckpointError(f"{ckpt.path}: trained for a {task.name} task, but the data {splits.name!r} is "
+                              f"{task_for_data(splits).name}")
+    return task
 
 
 def calibration_batches(
@@ -173,6 +210,7 @@ def evaluate_arch(
     arch: Arch,
     splits: DataSplits,
     *,
+    task: Task | None = None,
     resolution: int | None = None,
     split: str = "val",
     limit: int | None = None,
@@ -182,13 +220,15 @@ def evaluate_arch(
     calib_batches: list | None = None,
     seed: int = 0,
     channels_last: bool | None = None,
+    tuned: dict[str, Any] | None = None,
 ) -> ArchScore:
-    """Score ``arch``: extract it, recalibrate its BN on training images, top-1 on ``split``.
+    """Score ``arch``: extract it, recalibrate its BN on training images, the task's metrics on ``split``.
 
     Args:
         supernet: the trained supernet (its weights and BN buffers are not modified).
         arch: a member of the supernet's space.
         splits: the data (its number of classes must match the supernet's).
+        task: what the metrics are (default: the task the data's labels call for).
         resolution: input side; default ``arch.resolution`` (pass :func:`eval_resolution`'s
             value for a supernet trained at a proxy resolution).
         split: ``val`` (drives search) or ``test`` (final reports only).
@@ -199,6 +239,9 @@ def evaluate_arch(
             across many archs; overrides ``calib_images``.
         seed: seed of the calibration subset.
         channels_last: run in channels-last memory format (default: on CPU).
+        tuned: the task's settings fitted on the validation split (multi-label thresholds). None:
+            on ``val`` they are fitted on the scored images themselves; on ``test`` on the
+            validation split (its first ``limit`` images) first, then applied to the test split.
 
     Raises:
         ValueError: unknown split, class-count mismatch, ``limit`` < 1, or ``resolution`` outside
@@ -232,16 +275,25 @@ def evaluate_arch(
             )
         calib = recalibrate_bn(net, calib_batches)
     net.eval()
+    task = task if task is not None else task_for_data(splits)
     start = time.perf_counter()
-    top1, n = top1_accuracy(
-        net,
-        _batches(data, splits, batch_size=batch_size, resolution=resolution, device=device,
-                 channels_last=channels_last, limit=limit),
-    )
+
+    def outputs(part: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
+        return collect_outputs(net, _batches(part, splits, batch_size=batch_size, resolution=resolution,
+                                             device=device, channels_last=channels_last, limit=limit))
+
+    scored, targets = outputs(data)
+    if tuned is None:
+        tuned = task.tune(*outputs(splits.val)) if split == "test" else task.tune(scored, targets)
+    metrics = task.metrics(scored, targets, tuned)
     return ArchScore(
         arch=arch.to_string(),
-        top1=top1,
-        images=n,
+        task=task.name,
+        metric_name=task.metric,
+        metric=metrics[task.metric],
+        metrics=metrics,
+        tuned=tuned,
+        images=len(targets),
         split=split,
         resolution=resolution,
         recalibrated=recalibrate,
@@ -254,7 +306,8 @@ def evaluate_arch(
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m nas.evaluate",
-        description="Top-1 of a subnet of a trained supernet, after BN recalibration.",
+        description="The metrics of a subnet of a trained supernet (top-1; multi-label: mAP, F1, precision, "
+                    "recall), after BN recalibration.",
     )
     p.add_argument("--run-dir", required=True, help="run directory holding supernet.pt (or the .pt file)")
     p.add_argument("--arch", default="largest", help=arch_help(networks=False) + " [largest]")
@@ -285,14 +338,16 @@ def main(argv: list[str] | None = None) -> int:
         splits = load_data(data_name, data_dir, seed=int(ckpt.data.get("split_seed", 0)),
                            channels=supernet.space.config.in_channels)
         ckpt.check_compatible(num_classes=splits.num_classes)
+        task = checkpoint_task(ckpt, splits)
         resolution = args.resolution if args.resolution is not None else eval_resolution(ckpt, arch)
-        score = evaluate_arch(supernet, arch, splits, resolution=resolution, split=args.split, limit=args.limit,
+        score = evaluate_arch(supernet, arch, splits, task=task, resolution=resolution, split=args.split,
+                              limit=args.limit,
                               recalibrate=not args.no_recalibrate, calib_images=args.calib_images)
     except (CheckpointError, ArchError, DataError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     cost = network_cost(supernet.space.resolve(arch, supernet.num_classes, resolution=resolution))
-    out = score.to_dict() | {"madds": cost.madds, "params": cost.params, "epoch": ckpt.epoch,
+    out = score.to_dict() | score.metrics | {"madds": cost.madds, "params": cost.params, "epoch": ckpt.epoch,
                              "checkpoint": ckpt.path}
     if args.json:
         print(json.dumps(out, indent=2))
@@ -300,7 +355,9 @@ def main(argv: list[str] | None = None) -> int:
         how = (f"after BN recalibration on {score.calibration_images} images ({score.calibration_seconds:.2f} s)"
                if score.recalibrated else "with the supernet's running BN statistics")
         print(f"{arch.to_string()}")
-        print(f"top-1 {score.top1:.2f}% on {score.split} ({score.images} images at {resolution} px) {how}; "
+        shown = ", ".join(f"{k} {v:.2f}%" for k, v in score.metrics.items())
+        tuned = " (F1/precision/recall at per-class thresholds tuned on val)" if score.tuned else ""
+        print(f"{shown}{tuned} on {score.split} ({score.images} images at {resolution} px) {how}; "
               f"{cost.madds / 1e6:.1f} M MAdds, {cost.params / 1e6:.2f} M params; checkpoint epoch {ckpt.epoch}")
     return 0
 

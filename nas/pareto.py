@@ -1,8 +1,8 @@
-"""The accuracy-latency trade-off of a set of candidates: its Pareto front and hypervolume.
+"""The metric-latency trade-off of a set of candidates: its Pareto front and hypervolume.
 
-Points are ``(accuracy, latency)`` pairs, in the order of the search's objectives
-(``nas.search.OBJECTIVE_NAMES``, i.e. a trial's ``values``): accuracy is maximised, latency
-minimised. A point is dominated when another is at least as accurate and at least as fast, and
+Points are ``(metric, latency)`` pairs, in the order of the search's objectives
+(``nas.search.objective_names(task)``, i.e. a trial's ``values``): the metric (top-1, mAP; called
+accuracy below) is maximised, latency minimised. A point is dominated when another is at least as accurate and at least as fast, and
 strictly better in one of the two::
 
     from nas.pareto import hypervolume, pareto_front

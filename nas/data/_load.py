@@ -1,5 +1,5 @@
 """Choosing and loading a dataset: Fashion-MNIST (default), fashion-mosaic (multi-label), CIFAR batches,
-image folders, synthetic."""
+image folders, multi-label user data (labels CSV, COCO instances), synthetic."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from nas.data._formats import read_cifar_batches, read_idx_pair, read_image_folder
+from nas.data._labels import find_coco, find_labels_csv, load_coco, load_labels_csv
 from nas.data._mosaic import MosaicConfig, make_mosaics
 from nas.data._types import DataSplits, ImageData, channel_stats, split_train_val
 from nas.errors import DataError
@@ -27,7 +28,7 @@ FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
-DATASETS = ("fashion-mnist", "fashion-mosaic", "cifar", "image-folder", "synthetic")
+DATASETS = ("fashion-mnist", "fashion-mosaic", "cifar", "image-folder", "labels-csv", "coco", "synthetic")
 
 _HOW_TO_GET_FMNIST = (
     "Fashion-MNIST not found in {where}. Install it with\n"
@@ -38,7 +39,13 @@ _HOW_TO_GET_FMNIST = (
 
 
 def detect_format(directory: Path) -> str:
-    """Guess the format of a data directory: ``fashion-mnist`` (IDX), ``cifar`` or ``image-folder``."""
+    """Guess the format of a data directory: ``fashion-mnist`` (IDX), ``cifar``, ``labels-csv``
+    (``labels.csv`` or ``train/labels.csv``), ``coco`` (``annotations/instances_train*.json``) or
+    ``image-folder`` (sub-folders; checked last, since the other layouts have sub-folders too).
+
+    Raises:
+        DataError: not a directory, an ambiguous labels-CSV or COCO layout, or no known format.
+    """
     if not directory.is_dir():
         raise DataError(f"data directory not found: {directory}")
     names = {p.name for p in directory.iterdir()}
@@ -46,11 +53,16 @@ def detect_format(directory: Path) -> str:
         return "fashion-mnist"
     if any(n.startswith("data_batch_") for n in names) or {"train", "meta"} <= names and (directory / "train").is_file():
         return "cifar"
+    if find_labels_csv(directory) is not None:
+        return "labels-csv"
+    if find_coco(directory) is not None:
+        return "coco"
     if any(p.is_dir() for p in directory.iterdir()):
         return "image-folder"
     raise DataError(
         f"{directory}: cannot tell the data format. Expected IDX files (train-images-idx3-ubyte[.gz]), "
-        f"CIFAR python batches (data_batch_1..5, test_batch) or an image folder ({directory}/<class>/<image>)"
+        f"CIFAR python batches (data_batch_1..5, test_batch), a labels.csv (or train/labels.csv), "
+        f"COCO annotations (annotations/instances_train2017.json) or an image folder ({directory}/<class>/<image>)"
     )
 
 
@@ -127,13 +139,16 @@ def load_data(
         data: ``fashion-mnist`` (default; Debian's package or ``data_dir``), ``fashion-mosaic``
             (multi-label mosaics of Fashion-MNIST items, :mod:`nas.data._mosaic`), ``cifar``
             (python-batch directory), ``image-folder`` (``data_dir/<class>/<image>``, or
-            ``data_dir/train/...`` + ``data_dir/test/...``), ``synthetic`` (unit tests only), or a
-            directory path whose format is detected.
+            ``data_dir/train/...`` + ``data_dir/test/...``), ``labels-csv`` (multi-label:
+            ``data_dir/labels.csv``, or ``train/labels.csv`` + ``test/labels.csv``, lines
+            ``file,label1 label2``), ``coco`` (multi-label: ``data_dir/annotations/instances_train*.json``
+            + ``instances_val*.json``, images in ``data_dir/<split>/`` or ``data_dir/images/<split>/``),
+            ``synthetic`` (unit tests only), or a directory path whose format is detected.
         data_dir: directory for the formats that read files.
         val_fraction: share of the training set held out for validation (drives search).
         seed: seed of the split.
         channels: convert to this many channels (grayscale is repeated to 3 for RGB networks).
-        image_size: side that image-folder images are resized to when loaded.
+        image_size: side that image-folder, labels-csv and coco images are resized to when loaded.
         synthetic_size: number of synthetic training images.
         mosaic: how ``fashion-mosaic`` images are built (default :class:`MosaicConfig`).
 
@@ -165,7 +180,11 @@ def load_data(
         if data == "cifar":
             train, test = read_cifar_batches(path)
         else:
-            train, test, more = _image_folder(path, image_size, seed)
+            read = {"labels-csv": load_labels_csv, "coco": load_coco}.get(data)
+            if read is not None:
+                train, test, more = read(path, image_size)
+            else:
+                train, test, more = _image_folder(path, image_size, seed)
             notes.extend(more)
         source = str(path)
     if channels is not None:

@@ -120,7 +120,7 @@ def train_supernet_ray(
     run_dir = Path(run_dir).resolve()
     path = checkpoint_path(run_dir)
     # everything that can be wrong is checked here, before any worker starts
-    cfg, ckpt, space, splits = prepare_run(cfg, path, resume=resume, given=given, splits=splits)
+    cfg, ckpt, space, splits, _ = prepare_run(cfg, path, resume=resume, given=given, splits=splits)
     run_dir.mkdir(parents=True, exist_ok=True)
 
     with ray_cluster(address, num_cpus=num_cpus, log=log) as resources:

@@ -21,6 +21,7 @@ from nas.latency import LatencyTable, load_table, min_latency, parse_budget
 from nas.search._gate import DEFAULT_HEARTBEAT_SECONDS, heartbeat_storage, sqlite_path
 from nas.search._study import SAMPLERS, default_storage, study_name_for
 from nas.space import Arch, SearchSpace, load_space
+from nas.tasks import Task, task_for_data
 
 __all__ = [
     "BACKENDS",
@@ -143,6 +144,7 @@ class SearchInputs:
     run_dir: Path
     storage: str
     study_name: str
+    task: Task
     notes: list[str] = field(default_factory=list)
 
 
@@ -188,6 +190,7 @@ def prepare(cfg: SearchConfig, *, splits: DataSplits | None = None) -> SearchInp
         run_dir=run_dir,
         storage=storage,
         study_name=study_name_for(space.name, table.device, budget_ms),
+        task=task_for_data(splits),
     )
 
 

@@ -16,7 +16,7 @@ from nas.blocks import arch_to_token
 from nas.space import Arch, SearchSpace
 from nas.space._slots import KindSlot, Slot
 
-__all__ = ["Candidate", "suggest_arch", "suggest_block", "block_params", "record_arch", "previous_trial", "Objective"]
+__all__ = ["Candidate", "suggest_arch", "suggest_block", "block_params", "record_arch", "record_metrics", "previous_trial", "Objective"]
 
 
 @dataclass(frozen=True)
@@ -133,6 +133,22 @@ def record_arch(
     return latency
 
 
+def record_metrics(trial: optuna.Trial, score: dict[str, float] | float, metric: str) -> float:
+    """Store a score's metrics as user attributes (``mAP``, ``f1_micro``, ...); return the primary one.
+
+    ``score``: a dict of the task's metrics, or the primary metric alone (a float).
+
+    Raises:
+        KeyError: the dict lacks ``metric``.
+    """
+    metrics = dict(score) if isinstance(score, dict) else {metric: float(score)}
+    if metric not in metrics:
+        raise KeyError(f"the score has no {metric!r} (it has {sorted(metrics)})")
+    for name, value in metrics.items():
+        trial.set_user_attr(name, float(value))
+    return float(metrics[metric])
+
+
 def previous_trial(study: optuna.Study, key: str) -> FrozenTrial | None:
     """A completed trial of the arch whose string form is ``key``, if there is one."""
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -153,8 +169,10 @@ class Objective:
         space: the search space.
         budget_ms: latency budget; ``latency - budget`` is the trial's constraint (<= 0: feasible).
         latency_ms: predicted latency of a :class:`Candidate` on the target device (at its deploy resolution).
-        accuracy: validation accuracy of an arch (inherited supernet weights, BN recalibrated).
+        score: the task's validation metrics of an arch (inherited supernet weights, BN
+            recalibrated): a dict of metrics, or the primary metric alone.
         num_classes: for params/MAdds of the deployed network.
+        metric: the primary metric's name (``top1``, ``mAP``), the trial's first value.
     """
 
     def __init__(
@@ -162,14 +180,16 @@ class Objective:
         space: SearchSpace,
         budget_ms: float,
         latency_ms: Callable[[Candidate], float],
-        accuracy: Callable[[Arch], float],
+        score: Callable[[Arch], dict[str, float] | float],
         num_classes: int,
+        metric: str = "top1",
     ) -> None:
         self.space = space
         self.budget_ms = budget_ms
         self.latency_ms = latency_ms
-        self.accuracy = accuracy
+        self.score = score
         self.num_classes = num_classes
+        self.metric = metric
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
         arch = suggest_arch(trial, self.space)
@@ -179,6 +199,5 @@ class Objective:
         if previous is not None:  # identical arch: not evaluated again, and not counted as finished
             trial.set_user_attr("duplicate_of", previous.number)
             raise optuna.TrialPruned(f"arch of trial {previous.number}")
-        accuracy = float(self.accuracy(arch))
-        trial.set_user_attr("accuracy", accuracy)
-        return accuracy, latency
+        value = record_metrics(trial, self.score(arch), self.metric)
+        return value, latency

@@ -17,13 +17,13 @@ from optuna.trial import TrialState
 
 from nas.cost import network_cost
 from nas.data import DataSplits
-from nas.evaluate import calibration_batches, describe_resolution, eval_resolution, evaluate_arch
+from nas.evaluate import calibration_batches, checkpoint_task, describe_resolution, eval_resolution, evaluate_arch
 from nas.latency import Timer, host_device_name, settings_of
 from nas.search._plots import write_pareto_plots
 from nas.search._report import write_report, write_result
 from nas.search._inputs import SearchConfig, SearchInputs, prepare, supernet_dir
 from nas.search._runner import run_study
-from nas.search._scoring import SupernetScorer, make_accuracy_fn
+from nas.search._scoring import SupernetScorer, make_score_fn
 from nas.search._study import best_feasible_trial, dashboard_command, feasible_trials
 from nas.space import Arch
 from nas.supernet import Checkpoint, Supernet, calibrated_subnet, checkpoint_path, load_checkpoint, load_supernet
@@ -143,6 +143,8 @@ def finalize(
     proxy = any(side != r for r, side in sides.items())
     completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     best_trial = best_feasible_trial(study)
+    task = checkpoint_task(ckpt, splits)
+    where = f"at {how}: a proxy for the metric at the deployment resolution" if proxy else "at each arch's resolution"
     result: dict[str, Any] = {
         "space": space.name,
         "space_digest": space.digest,
@@ -159,13 +161,15 @@ def finalize(
         },
         "data": {"name": splits.name, "source": splits.source, "description": splits.describe(),
                  "num_classes": splits.num_classes},
+        "task": {"name": task.name, "metric": task.metric, "metric_label": task.metric_label,
+                 "direction": task.direction, "loss": task.settings()},
         "resolutions": {"train": train_res if train_res is not None else "each arch's own", "deploy": deploy,
                         "train_side_by_deploy_resolution": {str(r): side for r, side in sides.items()},
                         "proxy": proxy, "description": how},
-        "accuracy_note": (
-            f"top-1 on the validation split at {how}: a proxy for accuracy at the deployment resolution"
-            if proxy else "top-1 on the validation split at each arch's resolution"
-        ),
+        "metric_note": f"{task.metric} on the validation split {where}"
+        + ("; F1, precision and recall at per-class thresholds tuned on the validation split (on val itself "
+           "for val figures, so those are optimistic; test figures use the val thresholds)" if task.name == "multi-label"
+           else ""),
         "supernet": {**supernet_info, "epochs": ckpt.epoch, "checkpoint": str(checkpoint_path(supernet_info["dir"]))},
         "search": {
             "backend": cfg.backend,
@@ -185,16 +189,23 @@ def finalize(
         arch = Arch.from_json(best_trial.user_attrs["arch_json"])
         spec = space.resolve(arch, splits.num_classes)
         cost = network_cost(spec)
-        test_acc = None
+        res = eval_resolution(ckpt, arch)
+        val = evaluate_arch(supernet, arch, splits, task=task, resolution=res, limit=cfg.val_limit,
+                            calib_images=cfg.calib_images, seed=cfg.seed)
+        test = None
         if splits.test is not None:
-            test_acc = evaluate_arch(supernet, arch, splits, resolution=eval_resolution(ckpt, arch), split="test",
-                                     calib_images=cfg.calib_images, seed=cfg.seed).top1
+            test = evaluate_arch(supernet, arch, splits, task=task, resolution=res, split="test",
+                                 calib_images=cfg.calib_images, seed=cfg.seed, tuned=val.tuned or None)
         best = {
             "trial": best_trial.number,
             "arch": arch.to_string(),
             "arch_json": arch.to_dict(),
-            "val_accuracy": best_trial.values[0],
-            "test_accuracy": test_acc,
+            "metric": task.metric,
+            "val_metric": best_trial.values[0],
+            "test_metric": test.metric if test is not None else None,
+            "val_metrics": val.metrics,
+            "test_metrics": test.metrics if test is not None else None,
+            "thresholds": val.tuned.get("thresholds"),
             "eval_resolution": eval_resolution(ckpt, arch),
             "deploy_resolution": arch.resolution,
             "predicted_latency_ms": best_trial.values[1],
@@ -212,14 +223,15 @@ def finalize(
             exported = export_network(
                 net.eval(), run_dir / "best", arch=arch, resolution=arch.resolution,
                 extra={"train_resolution": train_res, "deploy_resolution": arch.resolution,
-                       "data_mean": list(splits.mean), "data_std": list(splits.std), "classes": list(splits.classes)},
+                       "data_mean": list(splits.mean), "data_std": list(splits.std), "classes": list(splits.classes),
+                       "task": task.name, **({"thresholds": val.tuned["thresholds"]} if val.tuned else {})},
             )
             result["exported"] = exported.to_dict()
             best["measured_latency_ms"] = _measured_latency(inputs, exported.onnx_path, arch.resolution)
     side_range = f"{min(sides.values())}-{max(sides.values())}" if len(set(sides.values())) > 1 else f"{train_res or 'own'}"
-    label = f"val top-1 % ({'proxy, ' if proxy else ''}{side_range} px)"
+    label = f"val {task.metric_label} ({'proxy, ' if proxy else ''}{side_range} px)"
     html, png = write_pareto_plots(
-        study, run_dir, budget_ms=inputs.budget_ms, accuracy_label=label,
+        study, run_dir, budget_ms=inputs.budget_ms, metric_label=label,
         title=f"{space.name} on {table.device} ({table.header.method}), budget {inputs.budget_ms:g} ms",
         best_number=best_trial.number if best_trial is not None else None,
     )
@@ -244,8 +256,8 @@ def run_pipeline(
     log(f"run dir: {inputs.run_dir}; study {inputs.study_name!r} in {inputs.storage}")
     supernet, ckpt, info = ensure_supernet(inputs, progress=progress, log=log)
     how, sides = describe_resolution(ckpt)
-    log(f"resolutions: accuracy measured at {how}; latency predicted at each arch's deployment resolution "
-        f"({min(sides)}-{max(sides)} px)" + ("; accuracy is a proxy" if any(s != r for r, s in sides.items()) else ""))
+    log(f"resolutions: {inputs.task.metric} measured at {how}; latency predicted at each arch's deployment resolution "
+        f"({min(sides)}-{max(sides)} px)" + (f"; {inputs.task.metric} is a proxy" if any(s != r for r, s in sides.items()) else ""))
     if cfg.backend == "ray":  # the only branch: same study, storage and outputs as the local backend
         from nas.search._ray_backend import run_study_ray
 
@@ -253,14 +265,14 @@ def run_pipeline(
                                           val_limit=cfg.val_limit, seed=cfg.seed)
         study = run_study_ray(inputs, scorer, progress=progress, log=log)
     else:
-        accuracy = make_accuracy_fn(supernet, ckpt, inputs.splits, calib_images=cfg.calib_images,
-                                    val_limit=cfg.val_limit, seed=cfg.seed)
-        study = run_study(inputs, accuracy, progress=progress, log=log)
+        score = make_score_fn(supernet, ckpt, inputs.splits, calib_images=cfg.calib_images,
+                              val_limit=cfg.val_limit, seed=cfg.seed)
+        study = run_study(inputs, score, progress=progress, log=log)
     result = finalize(inputs, study, supernet, ckpt, info, log=log)
     best = result["best"]
     if best:
         log(f"best within {inputs.budget_ms:g} ms: {best['arch']}")
-        log(f"  val top-1 {best['val_accuracy']:.2f}% (proxy at {best['eval_resolution']} px), predicted "
+        log(f"  val {best['metric']} {best['val_metric']:.2f}% (proxy at {best['eval_resolution']} px), predicted "
             f"{best['predicted_latency_ms']:.2f} ms at {best['deploy_resolution']} px, {best['params']:,} params, "
             f"{best['madds'] / 1e6:.1f} M MAdds"
             + (f", measured {best['measured_latency_ms']:.2f} ms here" if best.get("measured_latency_ms") else ""))

@@ -19,7 +19,7 @@ def write_pareto_plots(
     *,
     budget_ms: float,
     title: str,
-    accuracy_label: str,
+    metric_label: str,
     best_number: int | None = None,
 ) -> tuple[Path, Path]:
     """Write ``pareto.html`` and ``pareto.png`` into ``out_dir``; return both paths."""
@@ -31,12 +31,12 @@ def write_pareto_plots(
     out_dir.mkdir(parents=True, exist_ok=True)
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
-    fig = optuna.visualization.plot_pareto_front(study, target_names=[accuracy_label, "predicted latency (ms)"])
+    fig = optuna.visualization.plot_pareto_front(study, target_names=[metric_label, "predicted latency (ms)"])
     fig.update_layout(title=title)
     html_path = out_dir / "pareto.html"
     fig.write_html(str(html_path), include_plotlyjs=True)
 
-    # (accuracy, latency) as in trial.values; the axes show latency across, accuracy up
+    # (metric, latency) as in trial.values; the axes show latency across, the metric up
     feasible = [(t.values[0], t.values[1]) for t in trials if constraint_values(t)[0] <= 0]
     infeasible = [(t.values[0], t.values[1]) for t in trials if constraint_values(t)[0] > 0]
     fig2, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
@@ -53,7 +53,7 @@ def write_pareto_plots(
         ax.scatter([best.values[1]], [best.values[0]], s=120, marker="*", c="#ff7f0e", zorder=5, label="best")
     ax.axvline(budget_ms, ls="--", c="k", lw=1, label=f"budget {budget_ms:g} ms")
     ax.set_xlabel("predicted latency (ms)")
-    ax.set_ylabel(accuracy_label)
+    ax.set_ylabel(metric_label)
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")

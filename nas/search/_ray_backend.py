@@ -4,7 +4,7 @@ Optuna owns the study, in the same storage as the single-process backend: a Tune
 :class:`~ray.tune.search.Searcher` running in the driver asks the study for a trial, turns it into
 an arch with :func:`suggest_arch`, records arch, cost, latency and the budget constraint with
 :func:`record_arch` (as :class:`Objective` does), answers duplicates from the storage, and hands
-the arch to Tune. A Tune trial on any worker scores it (supernet accuracy after BN recalibration)
+the arch to Tune. A Tune trial on any worker scores it (the task's metrics of the subnet after BN recalibration)
 and the searcher tells the study. So ``result.json``, the report and the dashboard are the same
 whichever backend ran a trial.
 
@@ -16,7 +16,7 @@ the study (either backend) fails it and re-enqueues its arch. The study only
 changes through ``ask``/``tell``, each one transaction in the RDB storage: it is never half-written.
 
 The scorer (supernet checkpoint + data) travels through Ray's object store once; each worker
-process builds its accuracy function once and reuses it for every trial it runs.
+process builds its score function once and reuses it for every trial it runs.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from optuna.trial import TrialState
 
 from nas.distributed import ray_cluster  # first: sets Ray's environment defaults before ray is imported
 from nas.search._gate import Heartbeat, ask, mark_not_scored
-from nas.search._objective import record_arch, suggest_arch
+from nas.search._objective import record_arch, record_metrics, suggest_arch
 from nas.search._inputs import SearchInputs
 from nas.search._runner import SearchProgress, StudyRef, StudySession, latency_fn, open_search_study
 from nas.space import Arch, SearchSpace
@@ -42,11 +42,14 @@ __all__ = ["ArchSearcher", "run_study_ray", "SPARE_TRIALS"]
 #: Tune trials allowed beyond the target to replace failed ones (as the local backend's ``+ 5``).
 SPARE_TRIALS = 5
 
-#: Per worker process: scorer key -> accuracy function (supernet and data are loaded once).
-_WORKER_CACHE: dict[str, Callable[[Arch], float]] = {}
+#: Per worker process: scorer key -> score function (supernet and data are loaded once).
+_WORKER_CACHE: dict[str, Callable[[Arch], Any]] = {}
+
+#: The key of a Tune result that holds the score's metrics.
+METRICS_KEY = "metrics"
 
 
-def _worker_accuracy(key: str, scorer_ref: Any) -> Callable[[Arch], float]:
+def _worker_score(key: str, scorer_ref: Any) -> Callable[[Arch], Any]:
     fn = _WORKER_CACHE.get(key)
     if fn is None:
         import ray
@@ -56,7 +59,7 @@ def _worker_accuracy(key: str, scorer_ref: Any) -> Callable[[Arch], float]:
     return fn
 
 
-def _make_trainable(scorer_ref: Any, key: str, threads: int) -> Callable[[dict[str, Any]], None]:
+def _make_trainable(scorer_ref: Any, key: str, threads: int, metric: str) -> Callable[[dict[str, Any]], None]:
     """The Tune function trainable: score the one arch of its config and report it."""
 
     def evaluate_arch_trial(config: dict[str, Any]) -> None:
@@ -64,10 +67,11 @@ def _make_trainable(scorer_ref: Any, key: str, threads: int) -> Callable[[dict[s
         from ray import tune
 
         torch.set_num_threads(threads)
-        accuracy = _worker_accuracy(key, scorer_ref)
+        score = _worker_score(key, scorer_ref)
         start = time.perf_counter()
-        value = float(accuracy(Arch.from_json(config["arch_json"])))
-        tune.report({"accuracy": value, "eval_seconds": time.perf_counter() - start,
+        value = score(Arch.from_json(config["arch_json"]))
+        metrics = {k: float(v) for k, v in value.items()} if isinstance(value, dict) else {metric: float(value)}
+        tune.report({metric: metrics.get(metric), METRICS_KEY: metrics, "eval_seconds": time.perf_counter() - start,
                      "worker": f"{os.uname().nodename}:{os.getpid()}"})
 
     return evaluate_arch_trial
@@ -98,10 +102,12 @@ class ArchSearcher(Searcher):
         latency_ms: Callable[[Arch], float],
         num_classes: int,
         max_launch: int,
+        metric: str = "top1",
+        mode: str = "max",
         on_complete: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
         session: StudySession | None = None,
     ) -> None:
-        super().__init__(metric="accuracy", mode="max")
+        super().__init__(metric=metric, mode=mode)
         self.ref = ref
         self.space = space
         self.budget_ms = budget_ms
@@ -193,16 +199,15 @@ class ArchSearcher(Searcher):
             return
         trial, latency, beat = entry
         beat.stop()
-        if error or not result or result.get("accuracy") is None:
+        if error or not result or result.get(self.metric) is None:
             frozen = self.study.tell(trial, state=TrialState.FAIL)
         else:
-            accuracy = float(result["accuracy"])
-            trial.set_user_attr("accuracy", accuracy)
+            value = record_metrics(trial, result.get(METRICS_KEY) or {self.metric: result[self.metric]}, self.metric)
             if result.get("worker"):
                 trial.set_user_attr("worker", str(result["worker"]))
             if result.get("eval_seconds") is not None:
                 trial.set_user_attr("eval_seconds", round(float(result["eval_seconds"]), 4))
-            frozen = self.study.tell(trial, (accuracy, latency))
+            frozen = self.study.tell(trial, (value, latency))
         self._told(frozen)
 
     def abandon_live(self) -> None:
@@ -234,7 +239,7 @@ class ArchSearcher(Searcher):
 
 def run_study_ray(
     inputs: SearchInputs,
-    scorer: Callable[[], Callable[[Arch], float]],
+    scorer: Callable[[], Callable[[Arch], Any]],
     *,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -246,7 +251,8 @@ def run_study_ray(
     Args:
         inputs: the validated run (``cfg.ray_address``: cluster to join, ``None`` starts a local
             one; ``cfg.max_concurrent``: trials at once, default one per ``cpus_per_trial`` CPUs).
-        scorer: a picklable zero-argument factory returning ``arch -> accuracy``; called once per
+        scorer: a picklable zero-argument factory returning ``arch -> metrics`` (the task's metrics,
+            or its primary metric alone); called once per
             worker process (e.g. :class:`SupernetScorer`).
         progress: show a progress bar.
         log: one-line notices.
@@ -262,11 +268,14 @@ def run_study_ray(
         session.close()
         return study
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    bar = SearchProgress(cfg.trials, complete, desc="search (ray)", enabled=progress)
+    task = inputs.task
+    maximize = task.direction == "maximize"
+    bar = SearchProgress(cfg.trials, complete, desc="search (ray)", enabled=progress, metric=task.metric,
+                         maximize=maximize)
     searcher = ArchSearcher(
         session.ref, space=inputs.space, budget_ms=inputs.budget_ms, latency_ms=latency_fn(inputs),
         num_classes=inputs.splits.num_classes, max_launch=cfg.trials - complete + SPARE_TRIALS,
-        on_complete=bar.update, session=session,
+        metric=task.metric, mode="max" if maximize else "min", on_complete=bar.update, session=session,
     )
     start = time.perf_counter()
     try:
@@ -283,7 +292,7 @@ def run_study_ray(
             log(f"ray: {resources.get('CPU', 0):g} CPUs in the cluster, up to {concurrent} trials at once")
             scorer_ref = ray.put(scorer)
             trainable = tune.with_resources(
-                _make_trainable(scorer_ref, scorer_ref.hex(), cpus_per_trial), {"cpu": cpus_per_trial}
+                _make_trainable(scorer_ref, scorer_ref.hex(), cpus_per_trial, task.metric), {"cpu": cpus_per_trial}
             )
             tuner = tune.Tuner(
                 trainable,

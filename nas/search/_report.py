@@ -21,10 +21,25 @@ def _fmt(value: Any, spec: str = "") -> str:
     return format(value, spec) if spec else str(value)
 
 
+def _metric_rows(best: dict[str, Any], where: str) -> list[str]:
+    """One table row per metric: validation and test side by side."""
+    val, test = best.get("val_metrics") or {}, best.get("test_metrics")
+    rows = []
+    for name, value in val.items():
+        primary = " (objective)" if name == best.get("metric") else ""
+        shown = f"{test[name]:.2f} %" if test is not None and name in test else "n/a (no test split)"
+        rows.append(f"| {name}{primary}, {where}: validation / test | {value:.2f} % / {shown} |")
+    if best.get("thresholds"):
+        rows.append("| decision thresholds (per class, tuned on validation; applied to test) | "
+                    + " ".join(f"{t:.2f}" for t in best["thresholds"]) + " |")
+    return rows
+
+
 def write_report(run_dir: Path, result: dict[str, Any]) -> Path:
     """A short human-readable summary; every figure comes from ``result``."""
     best = result.get("best") or {}
     res = result["resolutions"]
+    task = result.get("task") or {"name": "single-label", "metric": "top1", "loss": {}}
     lines = [
         f"# NAS result: {result['space']} on {result['device']} within {result['budget_ms']:g} ms",
         "",
@@ -34,10 +49,11 @@ def write_report(run_dir: Path, result: dict[str, Any]) -> Path:
         + f"; {result['table']['runtime']} {result['table']['runtime_version']}, "
         f"{result['table']['threads']} thread(s)).",
         f"- Data: {result['data']['description']}.",
-        f"- Accuracy is top-1 on the validation split at the **training resolution**: "
+        f"- Task: {task['name']} (loss: {', '.join(f'{k} {v}' for k, v in task['loss'].items())}); the search "
+        f"objective is **{task['metric']}** on the validation split at the **training resolution**: "
         f"{res.get('description', str(res['train']) + ' px')}; "
         f"latency is predicted at the **deployment resolution** of each arch ({res['deploy']})."
-        + (" The accuracy is therefore a **proxy** for accuracy at deployment resolution." if res["proxy"] else ""),
+        + (f" {task['metric']} is therefore a **proxy** for its value at deployment resolution." if res["proxy"] else ""),
         f"- Search: {result['search']['sampler']} sampler, {result['search']['completed_trials']} completed trials "
         f"({result['search']['feasible_trials']} within budget), study `{result['search']['study_name']}` in "
         f"`{result['search']['storage']}`.",
@@ -52,10 +68,7 @@ def write_report(run_dir: Path, result: dict[str, Any]) -> Path:
             "",
             "| metric | value |",
             "| --- | --- |",
-            f"| validation top-1 ({'proxy, ' if res['proxy'] else ''}{best['eval_resolution']} px) | "
-            f"{best['val_accuracy']:.2f} % |",
-            f"| test top-1 ({'proxy, ' if res['proxy'] else ''}{best['eval_resolution']} px) | "
-            + (f"{best['test_accuracy']:.2f} % |" if best.get("test_accuracy") is not None else "n/a (no test split) |"),
+            *_metric_rows(best, f"{'proxy, ' if res['proxy'] else ''}{best['eval_resolution']} px"),
             f"| predicted latency at {best['deploy_resolution']} px | {best['predicted_latency_ms']:.2f} ms |",
             "| measured latency of the exported ONNX model on this machine | "
             + (f"{best['measured_latency_ms']:.2f} ms |" if best.get("measured_latency_ms") is not None

@@ -15,7 +15,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.search._gate import Heartbeat, StudyLock, TrialGate, ask, heartbeat_storage
-from nas.search._objective import Candidate, record_arch, suggest_arch
+from nas.search._objective import Candidate, record_arch, record_metrics, suggest_arch
 from nas.search._params import arch_to_params
 from nas.search._inputs import SearchInputs
 from nas.search._seeds import feasible_seeds
@@ -94,7 +94,7 @@ def open_search_study(inputs: SearchInputs, *, log: Callable[[str], None] = prin
     lock = StudyLock(inputs.storage, inputs.study_name, log=log)
     try:
         with lock.held():
-            study = open_study(storage, inputs.study_name, make_sampler(cfg.sampler, cfg.seed))
+            study = open_study(storage, inputs.study_name, make_sampler(cfg.sampler, cfg.seed), inputs.task)
             run = int(study.user_attrs.get("runs", 0))
             study.set_user_attr("runs", run + 1)
             study.set_user_attr("space", space.name)
@@ -103,6 +103,8 @@ def open_search_study(inputs: SearchInputs, *, log: Callable[[str], None] = prin
             study.set_user_attr("table_provenance", inputs.table.header.method)
             study.set_user_attr("budget_ms", inputs.budget_ms)
             study.set_user_attr("data", inputs.splits.name)
+            study.set_user_attr("task", inputs.task.name)
+            study.set_user_attr("metric", inputs.task.metric)
             if not study.trials:
                 study.enqueue_trial(arch_to_params(inputs.fastest, space))
                 if cfg.sampler in ("nsga2", "tpe"):  # random search stays a plain random baseline
@@ -122,10 +124,13 @@ def open_search_study(inputs: SearchInputs, *, log: Callable[[str], None] = prin
 
 
 class SearchProgress:
-    """The progress bar of a search (both backends): finished trials, best feasible accuracy, last latency."""
+    """The progress bar of a search (both backends): finished trials, best feasible primary metric
+    (``metric``, maximised unless ``maximize`` is False), last latency."""
 
-    def __init__(self, total: int, initial: int, *, desc: str, enabled: bool) -> None:
+    def __init__(self, total: int, initial: int, *, desc: str, enabled: bool, metric: str = "top1",
+                 maximize: bool = True) -> None:
         self.bar = None
+        self.metric, self.maximize = metric, maximize
         if enabled:
             from tqdm import tqdm
 
@@ -135,10 +140,11 @@ class SearchProgress:
         if self.bar is None:
             return
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        best = max((t.values[0] for t in done if t.constraints.get(CONSTRAINT_NAME, 1) <= 0), default=float("nan"))
+        values = [t.values[0] for t in done if t.constraints.get(CONSTRAINT_NAME, 1) <= 0]
+        best = (max if self.maximize else min)(values, default=float("nan"))
         self.bar.n = len(done)
         last = f"{trial.values[1]:.1f}ms" if trial is not None and trial.values else "-"
-        self.bar.set_postfix(best_feasible=f"{best:.2f}%", last=last)  # refreshes
+        self.bar.set_postfix({f"best_{self.metric}": f"{best:.2f}", "last": last})  # refreshes
 
     def close(self) -> None:
         if self.bar is not None:
@@ -147,7 +153,7 @@ class SearchProgress:
 
 def run_study(
     inputs: SearchInputs,
-    accuracy: Callable[[Arch], float],
+    score: Callable[[Arch], dict[str, float] | float],
     *,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -160,6 +166,10 @@ def run_study(
     raises (Ctrl-C included) is told FAIL and the error propagates: finished trials are kept and
     the same call resumes. While a trial runs its heartbeat is recorded; a trial of a killed
     process is failed once it is stale and its arch retried.
+
+    ``score``: the task's metrics of an arch (:func:`nas.search.make_score_fn`), or its primary
+    metric alone; every metric is stored as a user attribute, the primary one is the trial's
+    first value.
     """
     cfg, space = inputs.cfg, inputs.space
     session = open_search_study(inputs, log=log)
@@ -172,7 +182,8 @@ def run_study(
         gate.fail_stale()
         if gate.reached():
             return study
-        bar = SearchProgress(cfg.trials, gate.finished(), desc="search", enabled=progress)
+        bar = SearchProgress(cfg.trials, gate.finished(), desc="search", enabled=progress,
+                             metric=inputs.task.metric, maximize=inputs.task.direction == "maximize")
         duplicates = 0
         while not gate.reached():
             if not gate.has_room():  # other workers hold the remaining slots; one of them may fail
@@ -204,8 +215,7 @@ def run_study(
                         break
                     continue
                 duplicates = 0
-                value = float(accuracy(arch))
-                trial.set_user_attr("accuracy", value)
+                value = record_metrics(trial, score(arch), inputs.task.metric)
                 trial.set_user_attr("backend", "local")
                 beat.stop()
                 told = True

@@ -1,4 +1,5 @@
-"""The Optuna study: two objectives, the latency budget as a hard constraint, resumable storage."""
+"""The Optuna study: two objectives (the task's primary metric and latency), the latency budget as a
+hard constraint, resumable storage."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.tasks import SingleLabel, Task
+
 __all__ = [
     "CONSTRAINT_NAME",
-    "OBJECTIVE_NAMES",
+    "LATENCY_OBJECTIVE",
+    "objective_names",
+    "StudyTaskError",
     "SAMPLERS",
     "constraint_values",
     "make_sampler",
@@ -24,7 +29,18 @@ __all__ = [
     "dashboard_command",
 ]
 
-OBJECTIVE_NAMES = ("accuracy", "latency_ms")
+LATENCY_OBJECTIVE = "latency_ms"
+#: The name studies of single-label tasks gave their first objective before tasks had one home.
+_LEGACY_METRIC = "accuracy"
+
+
+class StudyTaskError(ValueError):
+    """A study's existing trials were scored with another task's metric."""
+
+
+def objective_names(task: Task) -> tuple[str, str]:
+    """The study's objectives: the task's primary metric (``top1``, ``mAP``), then ``latency_ms``."""
+    return task.metric, LATENCY_OBJECTIVE
 SAMPLERS = ("tpe", "nsga2", "random")
 
 
@@ -88,19 +104,40 @@ def study_name_for(space: str, device: str, budget_ms: float) -> str:
     return f"{space}-{device}-{budget_ms:g}ms"
 
 
-def open_study(storage: str, study_name: str, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
-    """Create the study, or load it to resume (same storage and name)."""
+def open_study(
+    storage: str, study_name: str, sampler: optuna.samplers.BaseSampler, task: Task | None = None
+) -> optuna.Study:
+    """Create the study, or load it to resume (same storage and name).
+
+    Objective names and directions come from ``task`` (default single-label): the dashboard shows
+    ``mAP`` or ``top1`` against ``latency_ms``.
+
+    Raises:
+        StudyTaskError: the stored study's trials were scored with another metric or direction.
+    """
+    task = task or SingleLabel()
+    names = list(objective_names(task))
     study = optuna.create_study(
         storage=storage,
         study_name=study_name,
         sampler=sampler,
-        directions=["maximize", "minimize"],
+        directions=[task.direction, "minimize"],
         load_if_exists=True,
     )
-    if list(study.metric_names or []) != list(OBJECTIVE_NAMES):
+    stored = list(study.metric_names or [])
+    wanted_dirs = [optuna.study.StudyDirection.MAXIMIZE if task.direction == "maximize"
+                   else optuna.study.StudyDirection.MINIMIZE, optuna.study.StudyDirection.MINIMIZE]
+    legacy = stored == [_LEGACY_METRIC, LATENCY_OBJECTIVE] and task.metric == SingleLabel.metric
+    if (stored and stored != names and not legacy) or list(study.directions) != wanted_dirs:
+        raise StudyTaskError(
+            f"study {study_name!r} in {storage} holds trials scored by {stored or 'other objectives'} "
+            f"({', '.join(d.name.lower() for d in study.directions)}); this run scores {names} for a {task.name} "
+            "task: use another --run-dir or --storage"
+        )
+    if stored != names:
         with warnings.catch_warnings():  # set_metric_names is "experimental" since Optuna 3.2
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(list(OBJECTIVE_NAMES))
+            study.set_metric_names(names)
     return study
 
 
@@ -112,11 +149,12 @@ def feasible_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def best_feasible_trial(study: optuna.Study) -> FrozenTrial | None:
-    """Most accurate trial within the budget (ties: the faster one)."""
+    """The trial with the best primary metric within the budget (ties: the faster one)."""
     trials = feasible_trials(study)
     if not trials:
         return None
-    return max(trials, key=lambda t: (t.values[0], -t.values[1]))
+    sign = 1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1.0
+    return max(trials, key=lambda t: (sign * t.values[0], -t.values[1]))
 
 
 def dashboard_command(storage: str) -> str:

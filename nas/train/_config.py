@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nas.errors import ConfigError
+from nas.tasks import LOSSES, Task, task_for_data
 
 __all__ = ["TrainConfig", "RESOLUTION_SAMPLING"]
 
@@ -58,6 +59,11 @@ class TrainConfig:
     ``distill_weight``: share of the students' loss that is distillation from the largest subnet
     (the rest: label cross-entropy). On Fashion-MNIST at 32 px, after 64 steps, 1.0 gave 57.8 / 50.9 %
     (largest / smallest, validation) and 0.5 gave 69.1 / 72.3 %.
+    ``loss``: ``auto`` (the task's default: label-smoothed cross-entropy for single-label data,
+    binary cross-entropy for multi-label data), ``ce``, ``bce`` or ``focal`` (multi-label; RetinaNet's
+    focal loss with ``focal_gamma`` and ``focal_alpha``). The task itself follows from the data
+    (class indices: single-label; multi-hot labels: multi-label; see :mod:`nas.tasks`);
+    ``label_smoothing`` applies to cross-entropy only.
     ``checkpoint_minutes``: besides the checkpoint at the end of every epoch, write a resumable
     one inside an epoch once this many minutes have passed since the last one (checked after each
     optimizer step), so that a killed run loses at most about this much work. It changes nothing
@@ -75,6 +81,9 @@ class TrainConfig:
     weight_decay: float = 4e-5
     warmup_epochs: float = 0.3
     label_smoothing: float = 0.1
+    loss: str = "auto"
+    focal_gamma: float = 2.0
+    focal_alpha: float = 0.25
     distill_weight: float = 0.5
     n_random: int = 2
     resolution: int | None = 32
@@ -104,6 +113,9 @@ class TrainConfig:
         need(_real(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0")
         need(_real(self.warmup_epochs) and self.warmup_epochs >= 0, "warmup_epochs", "a finite number >= 0")
         need(_real(self.label_smoothing) and 0 <= self.label_smoothing < 1, "label_smoothing", "[0, 1)")
+        need(self.loss in LOSSES, "loss", " | ".join(LOSSES))
+        need(_real(self.focal_gamma) and 0 <= self.focal_gamma <= 10, "focal_gamma", "a number in [0, 10]")
+        need(_real(self.focal_alpha) and 0 <= self.focal_alpha <= 1, "focal_alpha", "a number in [0, 1]")
         need(_real(self.distill_weight) and 0 <= self.distill_weight <= 1, "distill_weight", "[0, 1]")
         need(isinstance(self.n_random, int) and self.n_random >= 0, "n_random", "integer >= 0")
         need(self.resolution is None or (isinstance(self.resolution, int) and self.resolution >= 8),
@@ -119,6 +131,15 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def task_for(self, splits: Any) -> Task:
+        """The task these settings train on ``splits`` (:class:`nas.data.DataSplits`).
+
+        Raises:
+            ConfigError: ``loss`` does not suit the data's task (``focal`` on single-label data).
+        """
+        return task_for_data(splits, loss=self.loss, label_smoothing=self.label_smoothing,
+                             focal_gamma=self.focal_gamma, focal_alpha=self.focal_alpha)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:

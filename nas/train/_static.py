@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from nas.data import DataSplits, iterate_batches
@@ -31,8 +30,8 @@ def train_static(
     desc: str = "stand-alone",
 ) -> list[dict[str, Any]]:
     """Train one static network from scratch with the supernet's recipe (same epochs, batches,
-    optimizer, schedule, label smoothing; no distillation). The stand-alone baseline of
-    ``benchmarks/supernet_ranking.py``.
+    optimizer, schedule and the data's task loss, e.g. label-smoothed cross-entropy; no
+    distillation). The stand-alone baseline of ``benchmarks/supernet_ranking.py``.
 
     Returns:
         per-epoch ``{"epoch", "loss", "train_seconds", "images_per_second"}``.
@@ -40,6 +39,7 @@ def train_static(
     Raises:
         TrainingDivergedError: a step's loss is NaN or infinite (raised before that step's update).
     """
+    task = cfg.task_for(splits)
     dev = pick_device(device)
     amp_dtype, use_scaler = amp_settings(dev)
     mf = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -69,7 +69,7 @@ def train_static(
                 optimizer.zero_grad(set_to_none=True)
                 with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                     logits = net(x)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                loss = task.loss(logits, y)
                 step_loss = float(loss.detach())
                 if not math.isfinite(step_loss):
                     bar.close()

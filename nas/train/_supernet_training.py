@@ -1,6 +1,7 @@
 """Supernet training: the sandwich rule with in-place distillation, cosine schedule, checkpoints.
 
-Each step runs the largest subnet on the labels (label-smoothed cross-entropy), then the
+Each step runs the largest subnet on the labels (the task's loss: label-smoothed cross-entropy
+for single-label data, BCE or focal loss for multi-label data; :mod:`nas.tasks`), then the
 students - the largest again (``step-sandwich``, when the step's side is not the teacher's), the
 smallest and ``n_random`` random subnets - on the teacher's soft predictions (in-place
 distillation, BigNAS / once-for-all) mixed with the labels
@@ -49,7 +50,8 @@ from nas.supernet import (
     write_atomically,
 )
 from nas.train._config import TrainConfig
-from nas.train._optim import amp_settings, lr_at, param_groups, pick_device, soft_cross_entropy
+from nas.tasks import Task, task_from_checkpoint
+from nas.train._optim import amp_settings, lr_at, param_groups, pick_device
 
 
 
@@ -85,9 +87,10 @@ class TrainResult:
     history: list[dict[str, Any]]
 
 
-def _data_record(cfg: TrainConfig, splits: DataSplits) -> dict[str, Any]:
+def _data_record(cfg: TrainConfig, splits: DataSplits, task: Task) -> dict[str, Any]:
     return {"name": cfg.data, "data_dir": cfg.data_dir, "split_seed": cfg.split_seed,
-            "num_classes": splits.num_classes, "source": splits.source}
+            "num_classes": splits.num_classes, "source": splits.source, "task": task.name,
+            "classes": list(splits.classes)}
 
 
 #: Settings that may differ when resuming (``epochs`` extends or shortens the schedule;
@@ -113,9 +116,10 @@ def _resume_config(ckpt: Checkpoint, cfg: TrainConfig, given: set[str]) -> Train
 
 def prepare_run(
     cfg: TrainConfig, path: Path, *, resume: bool, given: set[str] | None, splits: DataSplits | None
-) -> tuple[TrainConfig, Checkpoint | None, SearchSpace, DataSplits]:
+) -> tuple[TrainConfig, Checkpoint | None, SearchSpace, DataSplits, Task]:
     """Everything a training run checks before it starts (shared by the local and Ray trainers):
-    the checkpoint to resume (or none in the way), its settings, the space and the data."""
+    the checkpoint to resume (or none in the way), its settings, the space, the data and the task
+    the data calls for (with the loss settings checked against it)."""
     ckpt = None
     if resume:
         ckpt = load_checkpoint(path)
@@ -125,9 +129,13 @@ def prepare_run(
     space = load_space(cfg.space)
     if splits is None:
         splits = load_data(cfg.data, cfg.data_dir, seed=cfg.split_seed, channels=space.config.in_channels)
+    task = cfg.task_for(splits)
     if ckpt is not None:
         ckpt.check_compatible(space, splits.num_classes)
-    return cfg, ckpt, space, splits
+        trained = task_from_checkpoint(ckpt.data, ckpt.settings).name
+        if trained != task.name:
+            raise CheckpointError(f"{ckpt.path}: trained for a {trained} task, but the data is {task.name}")
+    return cfg, ckpt, space, splits, task
 
 
 def train_supernet(
@@ -181,7 +189,7 @@ def train_supernet(
     """
     run_dir = Path(run_dir)
     path = checkpoint_path(run_dir)
-    cfg, ckpt, space, splits = prepare_run(cfg, path, resume=resume, given=given, splits=splits)
+    cfg, ckpt, space, splits, task = prepare_run(cfg, path, resume=resume, given=given, splits=splits)
     dev = pick_device(device)
     amp_dtype, use_scaler = amp_settings(dev)
     mf = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -253,7 +261,7 @@ def train_supernet(
             )
         saved = Checkpoint(
             space_name=space.name, space_digest=space.digest, space_config=space.config.to_dict(),
-            num_classes=splits.num_classes, data=_data_record(cfg, splits), train_resolution=cfg.resolution,
+            num_classes=splits.num_classes, data=_data_record(cfg, splits, task), train_resolution=cfg.resolution,
             epoch=epoch, kernel_transform=cfg.kernel_transform, settings=cfg.to_dict(),
             model=model, optimizer=_cpu(optimizer.state_dict()), scaler=scaler.state_dict() if use_scaler else None,
             history=history, step=step, resume_state=resume_state,
@@ -311,9 +319,9 @@ def train_supernet(
                     side = proxy_side(cfg.resolution, cfg.scale_resolution,
                                       int(resolutions[rng.integers(len(resolutions))]), base_res)
                 logits = run(x, largest, side if cfg.resolution_sampling == "step" else None)
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+                loss = task.loss(logits, y)
                 scaler.scale(loss).backward()
-                teacher = logits.detach().float().softmax(1)
+                teacher = task.soft_targets(logits)
                 step_loss = float(loss.detach())
                 students = [smallest] + [space.sample(rng) for _ in range(cfg.n_random)]
                 teacher_side = subnet_resolution(cfg.resolution, cfg.scale_resolution, largest, base_res)
@@ -321,9 +329,9 @@ def train_supernet(
                     students.insert(0, largest)  # the largest also learns at the step's side
                 for arch in students:
                     student = run(x, arch, side)
-                    kd = soft_cross_entropy(student, teacher)
+                    kd = task.distill(student, teacher)
                     if cfg.distill_weight < 1.0:
-                        hard = F.cross_entropy(student.float(), y, label_smoothing=cfg.label_smoothing)
+                        hard = task.loss(student, y)
                         kd = cfg.distill_weight * kd + (1.0 - cfg.distill_weight) * hard
                     scaler.scale(kd).backward()
                     step_loss += float(kd.detach())
@@ -371,7 +379,7 @@ def train_supernet(
             if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
                 break
             continue
-        record |= _epoch_scores(supernet, splits, cfg, largest, smallest)
+        record |= _epoch_scores(supernet, splits, cfg, task, largest, smallest)
         history.append(record)
         save(epoch + 1, 0, None)
         history_text = json.dumps(history, indent=2).encode()
@@ -440,15 +448,17 @@ def _cpu(obj: Any) -> Any:
     return obj
 
 
-def _epoch_scores(supernet: Supernet, splits: DataSplits, cfg: TrainConfig, largest: Arch, smallest: Arch) -> dict:
-    """Validation top-1 of the largest and smallest subnets after BN recalibration."""
+def _epoch_scores(supernet: Supernet, splits: DataSplits, cfg: TrainConfig, task: Task, largest: Arch,
+                  smallest: Arch) -> dict:
+    """The task's primary validation metric of the largest and smallest subnets after BN
+    recalibration (``val_top1_largest``, ``val_mAP_smallest``, ...)."""
     out = {}
     for label, arch in (("largest", largest), ("smallest", smallest)):
         res = subnet_resolution(cfg.resolution, cfg.scale_resolution, arch, supernet.space.config.base_resolution)
         dev = next(supernet.parameters()).device
         calib = calibration_batches(splits, images=cfg.calib_images, resolution=res, seed=cfg.seed, device=dev,
                                     channels_last=cfg.channels_last)
-        score = evaluate_arch(supernet, arch, splits, resolution=res, limit=cfg.val_subset, calib_batches=calib,
-                              channels_last=cfg.channels_last)
-        out[f"val_top1_{label}"] = round(score.top1, 2)
+        score = evaluate_arch(supernet, arch, splits, task=task, resolution=res, limit=cfg.val_subset,
+                              calib_batches=calib, channels_last=cfg.channels_last)
+        out[f"val_{task.metric}_{label}"] = round(score.metric, 2)
     return out

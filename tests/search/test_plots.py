@@ -46,7 +46,7 @@ def test_png_front_is_the_feasible_front_with_ties_and_dominated_points(tmp_path
         (90.0, 9.5),
         (95.0, 12.0),  # over budget: more accurate than all, but not on the feasible front
     ]
-    html, png = write_pareto_plots(_study(points), tmp_path, budget_ms=BUDGET, title="t", accuracy_label="top-1 (%)",
+    html, png = write_pareto_plots(_study(points), tmp_path, budget_ms=BUDGET, title="t", metric_label="top-1 (%)",
                                    best_number=6)
     assert html.is_file() and png.is_file() and png.stat().st_size > 0
     assert drawn["Pareto front (feasible)"] == [[2.0, 5.0, 9.5], [80.0, 85.0, 90.0]]  # latency across, accuracy up
@@ -56,6 +56,6 @@ def test_png_front_is_the_feasible_front_with_ties_and_dominated_points(tmp_path
 
 
 def test_png_without_feasible_trials_draws_no_front(tmp_path, drawn):
-    write_pareto_plots(_study([(95.0, 12.0), (90.0, 11.0)]), tmp_path, budget_ms=BUDGET, title="t", accuracy_label="a")
+    write_pareto_plots(_study([(95.0, 12.0), (90.0, 11.0)]), tmp_path, budget_ms=BUDGET, title="t", metric_label="a")
     assert "Pareto front (feasible)" not in drawn and "within budget" not in drawn
     assert sorted(zip(*drawn["over budget"])) == [(11.0, 90.0), (12.0, 95.0)]

@@ -148,7 +148,7 @@ def test_searcher_asks_records_and_tells_our_study(tmp_path, tiny_space_file, fa
     assert Arch.from_json(first["arch_json"]) == inputs.fastest  # the enqueued fastest member comes first
     running = study.get_trials()[0]
     assert running.state == TrialState.RUNNING and "latency_over_budget_ms" in running.constraints
-    searcher.on_trial_complete("a", {"accuracy": 61.0, "worker": "w:1"})
+    searcher.on_trial_complete("a", {"top1": 61.0, "worker": "w:1"})
     study.enqueue_trial(arch_to_params(inputs.fastest, inputs.space))
     second = searcher.suggest("b")  # the duplicate is pruned without a Tune trial, then a new arch goes out
     dup = study.get_trials()[1]
