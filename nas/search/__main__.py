@@ -21,11 +21,13 @@ import os
 import sys
 import time
 
+from nas.data import DATASETS
 from nas.distributed import RayStartError
 from nas.errors import ArchError, ConfigError, DataError
 from nas.latency import LatencyTableError
 from nas.search._inputs import BACKENDS, SearchConfig, StorageError
 from nas.search._study import SAMPLERS
+from nas.tasks import LOSSES
 from nas.supernet import CheckpointError
 
 __all__ = ["main", "build_parser", "SMOKE_SEARCH"]
@@ -51,8 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", required=True, help="latency table name (pixel_cpu, host, ...) or a table JSON file")
     p.add_argument("--budget", required=True, help="latency budget: 20ms, 0.02s, 20 (= ms)")
     p.add_argument("--space", default=d.space, help="search space name or YAML file")
-    p.add_argument("--data", default=d.data, help="fashion-mnist | cifar | image-folder | a data directory")
-    p.add_argument("--data-dir", default=None, help="directory for --data fashion-mnist/cifar/image-folder")
+    p.add_argument("--data", default=d.data,
+                   help=f"{' | '.join(DATASETS)} | a data directory (format detected); multi-label data "
+                        "(fashion-mosaic, labels.csv, COCO) is searched on mAP")
+    p.add_argument("--data-dir", default=None, help="directory for --data fashion-mnist/cifar/image-folder/...")
+    p.add_argument("--loss", choices=LOSSES, default=d.loss,
+                   help="loss of the supernet if one must be trained (auto: cross-entropy for single-label, BCE "
+                        "for multi-label data; focal: sigmoid focal loss)")
     p.add_argument("--trials", type=int, default=None,
                    help=f"finished trials the study should have [{d.trials}; {SMOKE_SEARCH['trials']} with --smoke]")
     p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler)
@@ -105,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             space=args.space,
             data=args.data,
             data_dir=args.data_dir,
+            loss=args.loss,
             trials=_pick(args.trials, "trials", args.smoke),
             sampler=args.sampler,
             storage=args.storage,

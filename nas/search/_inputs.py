@@ -21,7 +21,7 @@ from nas.latency import LatencyTable, load_table, min_latency, parse_budget
 from nas.search._gate import DEFAULT_HEARTBEAT_SECONDS, heartbeat_storage, sqlite_path
 from nas.search._study import SAMPLERS, default_storage, study_name_for
 from nas.space import Arch, SearchSpace, load_space
-from nas.tasks import Task, task_for_data
+from nas.tasks import LOSSES, Task, task_for_data
 
 __all__ = [
     "BACKENDS",
@@ -57,6 +57,7 @@ class SearchConfig:
     space: str = "mobilenetv3_large"
     data: str = "fashion-mnist"
     data_dir: str | None = None
+    loss: str = "auto"
     trials: int = 60
     sampler: str = "tpe"
     storage: str | None = None
@@ -88,6 +89,8 @@ class SearchConfig:
         if self.max_concurrent is not None and (not isinstance(self.max_concurrent, int) or self.max_concurrent < 1):
             problems.append(f"max_concurrent: {self.max_concurrent!r} (allowed: integer >= 1, or None for one "
                             "trial per CPU of the cluster)")
+        if self.loss not in LOSSES:
+            problems.append(f"loss: {self.loss!r} (allowed: {' | '.join(LOSSES)})")
         if not isinstance(self.trials, int) or self.trials < 1:
             problems.append(f"trials: {self.trials!r} (allowed: integer >= 1)")
         if self.sampler not in SAMPLERS:
@@ -122,7 +125,7 @@ def supernet_dir(cfg: SearchConfig, space: SearchSpace) -> Path:
     """Where the supernet of (space, data) lives: reused by every search on them."""
     if cfg.supernet:
         return Path(cfg.supernet)
-    suffix = "-smoke" if cfg.smoke else ""
+    suffix = ("" if cfg.loss == "auto" else f"-{cfg.loss}") + ("-smoke" if cfg.smoke else "")
     return RUNS_DIR / "supernets" / f"{space.name}-{space.digest[:8]}-{data_key(cfg)}{suffix}"
 
 
@@ -190,8 +193,16 @@ def prepare(cfg: SearchConfig, *, splits: DataSplits | None = None) -> SearchInp
         run_dir=run_dir,
         storage=storage,
         study_name=study_name_for(space.name, table.device, budget_ms),
-        task=task_for_data(splits),
+        task=_task(cfg, splits),
     )
+
+
+def _task(cfg: SearchConfig, splits: DataSplits) -> Task:
+    """The data's task, with ``--loss`` checked against it (before any training)."""
+    try:
+        return task_for_data(splits, loss=cfg.loss)
+    except ConfigError as exc:
+        raise ConfigError("search settings", [p.replace("loss:", "loss (--loss):") for p in exc.problems]) from None
 
 
 def ensure_writable_dir(path: Path, flag: str) -> None:

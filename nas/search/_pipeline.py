@@ -92,7 +92,7 @@ def _ensure_supernet(
     overrides: dict[str, Any] = dict(SMOKE_TRAIN) if cfg.smoke else {}
     if cfg.epochs:
         overrides["epochs"] = cfg.epochs
-    tcfg = TrainConfig(space=cfg.space, data=cfg.data, data_dir=cfg.data_dir, **overrides)
+    tcfg = TrainConfig(space=cfg.space, data=cfg.data, data_dir=cfg.data_dir, loss=cfg.loss, **overrides)
     resume = False
     if path.exists():
         supernet, ckpt = load_supernet(path, space=space, num_classes=inputs.splits.num_classes)

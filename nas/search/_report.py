@@ -21,6 +21,11 @@ def _fmt(value: Any, spec: str = "") -> str:
     return format(value, spec) if spec else str(value)
 
 
+def _loss_text(settings: dict[str, Any]) -> str:
+    extra = ", ".join(f"{k} {v}" for k, v in settings.items() if k != "loss")
+    return f"{settings.get('loss', 'n/a')}" + (f"; {extra}" if extra else "")
+
+
 def _metric_rows(best: dict[str, Any], where: str) -> list[str]:
     """One table row per metric: validation and test side by side."""
     val, test = best.get("val_metrics") or {}, best.get("test_metrics")
@@ -49,7 +54,7 @@ def write_report(run_dir: Path, result: dict[str, Any]) -> Path:
         + f"; {result['table']['runtime']} {result['table']['runtime_version']}, "
         f"{result['table']['threads']} thread(s)).",
         f"- Data: {result['data']['description']}.",
-        f"- Task: {task['name']} (loss: {', '.join(f'{k} {v}' for k, v in task['loss'].items())}); the search "
+        f"- Task: {task['name']} (loss: {_loss_text(task['loss'])}); the search "
         f"objective is **{task['metric']}** on the validation split at the **training resolution**: "
         f"{res.get('description', str(res['train']) + ' px')}; "
         f"latency is predicted at the **deployment resolution** of each arch ({res['deploy']})."

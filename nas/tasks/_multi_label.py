@@ -94,7 +94,7 @@ class MultiLabel(Task):
             precision, recall, cuts = precision_recall_curve(y[:, c], probs[:, c])
             f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
             thresholds.append(float(cuts[int(np.argmax(f1))]))
-        return {"thresholds": [round(t, 6) for t in thresholds]}
+        return {"thresholds": thresholds}
 
     def metrics(self, outputs: torch.Tensor, targets: torch.Tensor, tuned: dict[str, Any] | None = None
                 ) -> dict[str, float]:

@@ -20,9 +20,10 @@ from typing import Any
 import torch
 
 from nas.cli_args import add_torch_device_argument, float_arg, int_arg, parse_device
-from nas.data import MAX_RESOLUTION
+from nas.data import DATASETS, MAX_RESOLUTION
 from nas.errors import ConfigError, DataError
 from nas.supernet import CheckpointError
+from nas.tasks import LOSSES
 from nas.train._config import RESOLUTION_SAMPLING, TrainConfig
 from nas.train._supernet_training import train_supernet
 
@@ -42,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     # every setting defaults to None here so that --resume can tell which ones were given
     p.add_argument("--space", default=None, help=f"space name or YAML file [{d.space}]")
-    p.add_argument("--data", default=None, help=f"fashion-mnist | cifar | image-folder | DIR [{d.data}]")
+    p.add_argument("--data", default=None, help=f"{' | '.join(DATASETS)} | DIR (format detected) [{d.data}]")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--run-dir", default="runs/supernet", help="output directory [runs/supernet]")
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR/supernet.pt from its last checkpoint (mid-epoch ones included)")
@@ -53,6 +54,15 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"also write a resumable checkpoint inside an epoch this often [{d.checkpoint_minutes}]")
     p.add_argument("--weight-decay", type=float_arg, default=None, help=f"[{d.weight_decay}]")
     p.add_argument("--warmup-epochs", type=float_arg, default=None, help=f"[{d.warmup_epochs}]")
+    p.add_argument("--loss", choices=LOSSES, default=None,
+                   help="auto: the task's default (ce: label-smoothed cross-entropy for single-label data; bce: "
+                        "binary cross-entropy for multi-label data); focal: sigmoid focal loss (multi-label) "
+                        f"[{d.loss}]")
+    p.add_argument("--label-smoothing", type=float_arg, default=None,
+                   help=f"label smoothing of the cross-entropy (single-label) [{d.label_smoothing}]")
+    p.add_argument("--focal-gamma", type=float_arg, default=None, help=f"focal loss gamma [{d.focal_gamma}]")
+    p.add_argument("--focal-alpha", type=float_arg, default=None,
+                   help=f"focal loss weight of positives, in [0, 1] [{d.focal_alpha}]")
     p.add_argument("--distill-weight", type=float_arg, default=None,
                    help=f"share of distillation (vs labels) in the students' loss [{d.distill_weight}]")
     p.add_argument("--n-random", type=int, default=None, help=f"random subnets per step besides largest+smallest [{d.n_random}]")
@@ -92,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
 def _config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, set[str]]:
     given: dict[str, Any] = dict(SMOKE) if args.smoke else {}
     for name in ("space", "data", "data_dir", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
-                 "distill_weight", "n_random", "resolution_sampling", "subset", "val_subset", "calib_images", "seed",
+                 "distill_weight", "loss", "label_smoothing", "focal_gamma", "focal_alpha", "n_random", "resolution_sampling", "subset", "val_subset", "calib_images", "seed",
                  "checkpoint_minutes"):
         value = getattr(args, name)
         if value is not None:
