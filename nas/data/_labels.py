@@ -107,13 +107,13 @@ def _read_images(files: Sequence[tuple[Path, str]], image_size: int, desc: str) 
         DataError: an image cannot be read or is over PIL's decompression-bomb limit; the message
             names the image and where it is listed.
     """
-    out = torch.empty((len(files), 3, image_size, image_size), dtype=torch.uint8)
+    out = np.empty((len(files), 3, image_size, image_size), dtype=np.uint8)
     for i, (path, where) in enumerate(_progress(files, desc)):
         try:
-            out[i] = torch.from_numpy(_read_image(path, image_size))
+            out[i] = _read_image(path, image_size)
         except DataError as exc:
             raise DataError(f"{exc} (listed at {where})") from None
-    return out
+    return torch.from_numpy(out)
 
 
 def _multi_hot(label_sets: Iterable[Iterable[int]], n: int, num_classes: int) -> torch.Tensor:
@@ -475,7 +475,9 @@ def _entries(doc: dict, key: str, path: Path) -> list:
         DataError: the key is missing or not a list.
     """
     if key not in doc:
-        raise DataError(f"{path}: missing key {key!r}; a COCO instances file has 'images', 'annotations' and 'categories'")
+        raise DataError(
+            f"{path}: missing key {key!r}; a COCO instances file has 'images', 'annotations' and 'categories'"
+        )
     if not isinstance(doc[key], list):
         raise DataError(f"{path}: {key!r} must be a list, got a {type(doc[key]).__name__}")
     return doc[key]
@@ -593,11 +595,9 @@ def _check_same_categories(train: CocoSplit, test: CocoSplit) -> None:
     if test.categories == train.categories:
         return
     a, b = dict(train.categories), dict(test.categories)
-    diff = next(
-        (f"id {c}: {a.get(c)!r} in the training file, {b.get(c)!r} here" for c in sorted(a.keys() | b.keys())
-         if a.get(c) != b.get(c)),
-        "",
-    )
+    c = next(c for c in sorted(a.keys() | b.keys()) if a.get(c) != b.get(c))
+    diff = f"category id {c}: " + (f"{a[c]!r}" if c in a else "none") + " in the training file"
+    diff += f", {b[c]!r} here" if c in b else ", none here"
     raise DataError(
         f"{test.path}: its categories differ from those of {train.path} ({diff}); "
         "both files need the same categories (ids and names)"

@@ -67,15 +67,29 @@ def detect_format(directory: Path) -> str:
 
 
 def synthetic_data(
-    n: int = 256, *, num_classes: int = 4, size: int = 16, channels: int = 3, seed: int = 0
+    n: int = 256, *, num_classes: int = 4, size: int = 16, channels: int = 3, seed: int = 0,
+    multi_label: bool = False,
 ) -> ImageData:
-    """Random images whose class shifts the mean brightness (learnable). For unit tests only."""
+    """Random images whose class shifts the mean brightness (learnable). For unit tests only.
+
+    ``multi_label``: multi-hot labels instead (each class present with probability 1/2, never
+    none); class ``c`` brightens its own horizontal band of the image, so every label is learnable.
+    """
     g = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, num_classes, (n,), generator=g)
     noise = torch.randint(0, 96, (n, channels, size, size), generator=g)
+    classes = tuple(f"class{i}" for i in range(num_classes))
+    if multi_label:
+        multi_hot = torch.rand((n, num_classes), generator=g) < 0.5
+        multi_hot[torch.arange(n), torch.randint(0, num_classes, (n,), generator=g)] = True
+        bands = torch.zeros((n, 1, size, 1))
+        rows = torch.arange(size) * num_classes // size  # row -> the class whose band it is in
+        bands[:, 0, :, 0] = multi_hot[:, rows].float() * 150
+        images = (noise + bands).clamp(0, 255).to(torch.uint8)
+        return ImageData(images, multi_hot.to(torch.uint8), classes)
+    labels = torch.randint(0, num_classes, (n,), generator=g)
     offset = (labels * (128 // max(1, num_classes - 1))).view(-1, 1, 1, 1)
     images = (noise + offset).clamp(0, 255).to(torch.uint8)
-    return ImageData(images, labels, tuple(f"class{i}" for i in range(num_classes)))
+    return ImageData(images, labels, classes)
 
 
 def _fashion_mnist(data_dir: Path | None) -> tuple[ImageData, ImageData, str]:
