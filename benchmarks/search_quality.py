@@ -44,7 +44,7 @@ from nas.latency import Timer, cpu_model, onnx_bytes, settings_of  # noqa: E402
 from nas.netspec import NetworkSpec  # noqa: E402
 from nas.nn import build_network, get_preset  # noqa: E402
 from nas.pareto import hypervolume  # noqa: E402
-from nas.search import make_accuracy_fn  # noqa: E402
+from nas.search import make_score_fn  # noqa: E402
 from nas.search import SearchConfig, prepare, run_study  # noqa: E402
 from nas.search import best_feasible_trial, feasible_trials, supernet_dir  # noqa: E402
 from nas.space import Arch  # noqa: E402
@@ -148,13 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     sdir = Path(args.supernet) if args.supernet else supernet_dir(SearchConfig(device="x", budget="1", space=args.space), space)
     supernet, ckpt = load_supernet(sdir, space=space, num_classes=splits.num_classes)
     check_work_dir(work, sdir)
-    accuracy = make_accuracy_fn(supernet, ckpt, splits, calib_images=2000, val_limit=5000, seed=0)
+    score = make_score_fn(supernet, ckpt, splits, calib_images=2000, val_limit=5000, seed=0)
     cache: dict[str, float] = {}
 
     def cached_accuracy(arch: Arch) -> float:  # both samplers score an arch identically
         key = arch.to_string()
         if key not in cache:
-            cache[key] = accuracy(arch)
+            cache[key] = score(arch)["top1"]
         return cache[key]
 
     out: dict = {"device": table.device, "table_method": table.header.method, "space": space.name,

@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             result = json.loads((rdir / "result.json").read_text())
             best = result["best"] or {}
             row = {"space": space, "budget_ms": budget, "arch": best.get("arch"),
-                   "val_top1_inherited": best.get("val_accuracy"), "test_top1_inherited": best.get("test_accuracy"),
+                   "val_top1_inherited": best.get("val_metric"), "test_top1_inherited": best.get("test_metric"),
                    "predicted_ms": best.get("predicted_latency_ms"), "params": best.get("params"),
                    "madds": best.get("madds"), "feasible_trials": result["search"]["feasible_trials"],
                    "supernet_train_seconds": float((sdir / "train_seconds.txt").read_text())

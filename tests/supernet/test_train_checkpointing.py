@@ -131,7 +131,7 @@ def test_mid_epoch_checkpoint_is_not_taken_for_a_finished_supernet(monkeypatch, 
     assert ckpt.epoch < cfg.epochs  # so "finished" checks that read only .epoch resume it
 
     space = supernet.space
-    search_cfg = SimpleNamespace(supernet=str(tmp_path), smoke=False, epochs=None, space=cfg.space,
+    search_cfg = SimpleNamespace(supernet=str(tmp_path), smoke=False, epochs=None, space=cfg.space, loss="auto",
                                  data=cfg.data, data_dir=None)
     inputs = SimpleNamespace(cfg=search_cfg, space=space, splits=synthetic)
     logs = []
