@@ -6,6 +6,11 @@ Artifacts written by :func:`export_network` into a directory (``runs/NAME/best/`
 - ``model.onnx`` — opset :data:`ONNX_OPSET` (17), dynamic batch; ONNX Runtime output is checked
   against PyTorch. :func:`export_onnx` is the package's one ONNX exporter: the latency tables
   (``nas.latency``) export their per-layer models with it too.
+- ``features.onnx`` — the multi-scale backbone (:func:`nas.nn.features_only`): one output per
+  reduction 8, 16 and 32 (``features_s8``, ``features_s16``, ``features_s32``; each the output of the
+  last block at that stride, timm's ``features_only`` convention), checked against PyTorch like
+  ``model.onnx``; ``arch.json``'s ``feature_info`` lists each map's block, channels and reduction.
+  A network that never reaches one of those strides exports the maps it has (none: no file).
 - ``model.pt`` — a ``torch.export`` program with the weights baked in; the arch JSON travels inside
   it (``extra_files={"arch.json": ""}``). Load it with::
 
@@ -45,7 +50,7 @@ import numpy as np
 import torch
 
 from nas.netspec import NetworkSpec
-from nas.nn import MobileNet, build_network
+from nas.nn import FEATURE_REDUCTIONS, MobileNet, build_network, feature_info, features_only
 from nas.space import Arch
 
 __all__ = [
@@ -60,12 +65,13 @@ __all__ = [
     "save_weights",
     "load_weights",
     "export_network",
+    "feature_reductions",
 ]
 
 #: ONNX opset of every model this package exports, for deployment and for the latency tables
 #: (>= 14 for HardSwish); recorded in table headers and measurement bundles.
 ONNX_OPSET = 17
-ARTIFACTS = ("arch.json", "model.onnx", "model.pt", "weights.pt")  # what export_network writes
+ARTIFACTS = ("arch.json", "model.onnx", "features.onnx", "model.pt", "weights.pt")  # what export_network writes
 
 # Members of a torch.export archive (torch 2.13, ``torch/export/pt2_archive``) that load_model reads;
 # torch.export.save names its one program "model".
@@ -96,10 +102,14 @@ class ExportResult:
     arch_path: Path
     onnx_max_abs_diff: float
     program_max_abs_diff: float
+    features_path: Path | None = None  # features.onnx, when the network has maps at strides 8/16/32
+    feature_info: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "onnx": str(self.onnx_path),
+            "features_onnx": str(self.features_path) if self.features_path else None,
+            "feature_info": list(self.feature_info),
             "pytorch_program": str(self.program_path),
             "weights": str(self.weights_path),
             "arch": str(self.arch_path),
@@ -117,7 +127,7 @@ def export_onnx(
     example: torch.Tensor,
     *,
     input_name: str = "images",
-    output_name: str = "logits",
+    output_name: str | tuple[str, ...] = "logits",
     dynamic_batch: bool = True,
 ) -> _Target:
     """Write ``model`` (in eval mode) as a single-file ONNX model of opset :data:`ONNX_OPSET`.
@@ -131,7 +141,7 @@ def export_onnx(
         path: a file to write (its folder is created) or a binary file object (e.g. ``io.BytesIO``).
         example: an input to trace with, ``[N, C, H, W]``.
         input_name: name of the graph's input.
-        output_name: name of the graph's output.
+        output_name: name of the graph's output, or a tuple of names for a model returning a tuple.
         dynamic_batch: make the batch dimension symbolic (``batch``); off, the graph keeps the
             example's batch size (the latency tables time batch-1 graphs with static shapes).
 
@@ -144,7 +154,8 @@ def export_onnx(
         target = str(path)
     else:
         target = path
-    dynamic_axes = {input_name: {0: "batch"}, output_name: {0: "batch"}} if dynamic_batch else None
+    output_names = [output_name] if isinstance(output_name, str) else list(output_name)
+    dynamic_axes = {name: {0: "batch"} for name in (input_name, *output_names)} if dynamic_batch else None
     model = model.eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # dynamo=False is deliberate (see above)
@@ -153,7 +164,7 @@ def export_onnx(
             (example,),
             target,
             input_names=[input_name],
-            output_names=[output_name],
+            output_names=output_names,
             dynamic_axes=dynamic_axes,
             opset_version=ONNX_OPSET,
             do_constant_folding=True,
@@ -163,16 +174,20 @@ def export_onnx(
 
 
 def onnx_max_abs_diff(model: torch.nn.Module, path: Path, inputs: torch.Tensor) -> float:
-    """Largest absolute difference between ONNX Runtime and PyTorch outputs on ``inputs``."""
+    """Largest absolute difference between ONNX Runtime and PyTorch outputs on ``inputs`` (over
+    every output, for a model returning a tuple; a mismatch in their number or shapes is infinite)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    got = session.run(None, {"images": inputs.numpy().astype(np.float32)})[0]
+    got = session.run(None, {"images": inputs.numpy().astype(np.float32)})
     with torch.no_grad():
-        want = model.eval()(inputs).numpy()
-    return float(np.max(np.abs(got - want)))
+        out = model.eval()(inputs)
+    want = [t.numpy() for t in (out if isinstance(out, (tuple, list)) else (out,))]
+    if len(got) != len(want) or any(g.shape != w.shape for g, w in zip(got, want)):
+        return float("inf")
+    return max(float(np.max(np.abs(g - w))) for g, w in zip(got, want))
 
 
 def save_program(model: torch.nn.Module, path: Path, example: torch.Tensor, arch_json: str) -> Path:
@@ -488,13 +503,27 @@ def export_network(
     staged = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
     staged.mkdir()
     try:
-        onnx_diff, program_diff = _write_artifacts(model, staged, arch, resolution, check_inputs, atol, extra)
+        onnx_diff, program_diff, info = _write_artifacts(model, staged, arch, resolution, check_inputs, atol, extra)
         _publish(staged, directory)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
     return ExportResult(directory, directory / "model.onnx", directory / "model.pt", directory / "weights.pt",
-                        directory / "arch.json", onnx_diff, program_diff)
+                        directory / "arch.json", onnx_diff, program_diff,
+                        directory / "features.onnx" if info else None, tuple(info))
+
+
+def feature_reductions(spec: NetworkSpec) -> tuple[int, ...]:
+    """The reductions of :data:`nas.nn.FEATURE_REDUCTIONS` (8, 16, 32) that ``spec`` reaches: all
+    three for the ImageNet-layout spaces and presets; fewer for networks with fewer stride-2 layers."""
+    reached = []
+    for r in FEATURE_REDUCTIONS:
+        try:
+            feature_info(spec, (r,))
+        except ValueError:
+            continue
+        reached.append(r)
+    return tuple(reached)
 
 
 def _write_artifacts(
@@ -505,16 +534,19 @@ def _write_artifacts(
     check_inputs: torch.Tensor | None,
     atol: float,
     extra: dict[str, Any] | None,
-) -> tuple[float, float]:
-    """Write and check the four files of :func:`export_network`; the ONNX and program differences."""
+) -> tuple[float, float, list[dict[str, Any]]]:
+    """Write and check the files of :func:`export_network`; the ONNX and program differences and the
+    feature maps' ``feature_info``."""
     model = model.eval()
     spec: NetworkSpec = model.spec
     res = resolution or spec.resolution
     if check_inputs is None:
         check_inputs = torch.randn(4, spec.in_channels, res, res, generator=torch.Generator().manual_seed(0))
     example = check_inputs[:2]
+    reductions = feature_reductions(spec)
+    info = feature_info(spec, reductions) if reductions else []
     arch_doc = {"arch": arch.to_dict() if arch is not None else None, "arch_string": str(arch) if arch else None,
-                "network": spec.to_dict(), "input_resolution": res, **(extra or {})}
+                "network": spec.to_dict(), "input_resolution": res, "feature_info": info, **(extra or {})}
     arch_json = json.dumps(arch_doc, indent=2)
     (directory / "arch.json").write_text(arch_json)
 
@@ -522,6 +554,15 @@ def _write_artifacts(
     onnx_diff = onnx_max_abs_diff(model, onnx_path, check_inputs)
     if not onnx_diff <= atol:
         raise ExportError(f"{onnx_path}: ONNX Runtime differs from PyTorch by {onnx_diff:.3g} > {atol:g}")
+
+    if info:
+        backbone = features_only(model, reductions).eval()
+        features_path = export_onnx(backbone, directory / "features.onnx", example,
+                                    output_name=tuple(f"features_s{f['reduction']}" for f in info))
+        features_diff = onnx_max_abs_diff(backbone, features_path, check_inputs)
+        if not features_diff <= atol:
+            raise ExportError(f"{features_path}: ONNX Runtime differs from PyTorch by {features_diff:.3g} > {atol:g} "
+                              "(or returns other maps than feature_info)")
 
     program_path = save_program(model, directory / "model.pt", example, arch_json)
     with torch.no_grad():
@@ -542,4 +583,4 @@ def _write_artifacts(
     if not weights_diff <= atol:
         raise ExportError(f"{weights_path}: the network load_weights rebuilds differs from PyTorch "
                           f"by {weights_diff:.3g}")
-    return onnx_diff, program_diff
+    return onnx_diff, program_diff, info
