@@ -470,6 +470,8 @@ def export_network(
     check_inputs: torch.Tensor | None = None,
     atol: float = 1e-4,
     extra: dict[str, Any] | None = None,
+    extra_files: dict[str, bytes] | None = None,
+    replaces: tuple[str, ...] = (),
 ) -> ExportResult:
     """Write every artifact for ``model`` into ``directory`` and verify the exported copies.
 
@@ -486,6 +488,10 @@ def export_network(
         check_inputs: images to compare outputs on (default: 4 random normal images).
         atol: largest allowed absolute difference between exported and PyTorch outputs.
         extra: more fields for ``arch.json`` (e.g. train/deploy resolutions).
+        extra_files: more files to publish with the export, ``{name: content}`` (e.g.
+            ``finetune.json``), written into the staged folder before it replaces ``directory``.
+        replaces: names of further files an old ``directory`` may hold; they go with it (e.g. a
+            fine-tuning checkpoint, no longer needed once its result is exported).
 
     Raises:
         ExportError: an exported model differs from PyTorch by more than ``atol``.
@@ -495,7 +501,8 @@ def export_network(
     directory = Path(directory)
     if directory.name in ("", ".", ".."):
         raise ValueError(f"export directory {str(directory)!r} needs a name of its own (e.g. runs/NAME/best)")
-    if directory.is_dir() and (others := sorted(p.name for p in directory.iterdir() if p.name not in ARTIFACTS)):
+    allowed = {*ARTIFACTS, *(extra_files or {}), *replaces}
+    if directory.is_dir() and (others := sorted(p.name for p in directory.iterdir() if p.name not in allowed)):
         raise ValueError(f"{directory}: holds {others[:5]} besides the files of an export {list(ARTIFACTS)}; "
                          "export_network replaces the folder as a whole: choose a new or export-only folder")
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -504,6 +511,10 @@ def export_network(
     staged.mkdir()
     try:
         onnx_diff, program_diff, info = _write_artifacts(model, staged, arch, resolution, check_inputs, atol, extra)
+        for name, content in (extra_files or {}).items():
+            if Path(name).name != name or name in ARTIFACTS:
+                raise ValueError(f"extra export file {name!r}: a plain file name other than {list(ARTIFACTS)}")
+            (staged / name).write_bytes(content)
         _publish(staged, directory)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)

@@ -1,0 +1,3 @@
+from nas.finetune._cli import main
+
+raise SystemExit(main())

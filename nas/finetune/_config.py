@@ -1,0 +1,90 @@
+"""The settings of a fine-tuning run (:class:`FinetuneConfig`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from nas.errors import ConfigError
+from nas.tasks import LOSSES, Task, task_for_data
+
+__all__ = ["FinetuneConfig"]
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Everything that determines a fine-tuning run of one static network.
+
+    ``lr``: peak learning rate of the head (the final 1x1 conv and the classifier); the stem and
+    blocks train at ``lr * backbone_lr_scale`` (transfer learning's "small learning rate for the
+    later layers"). Linear warm-up for ``warmup_epochs``, then cosine decay to 0 (per step).
+    ``freeze_stages``: the stem and the first K stages get ``requires_grad=False`` and their
+    BatchNorm layers stay in eval mode, so their weights and running statistics do not move.
+    ``resolution``: the input side to train and score at (None: the data's own image side).
+    ``patience``: stop after this many epochs without a better validation metric (0: never);
+    the best epoch's weights are the result.
+    """
+
+    epochs: int = 10
+    lr: float = 0.01
+    backbone_lr_scale: float = 0.1
+    freeze_stages: int = 0
+    resolution: int | None = None
+    batch_size: int = 64
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    warmup_epochs: float = 0.5
+    label_smoothing: float = 0.1
+    loss: str = "auto"
+    focal_gamma: float = 2.0
+    focal_alpha: float = 0.25
+    patience: int = 3
+    subset: int | None = None
+    val_subset: int | None = 5000
+    seed: int = 0
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        problems = []
+
+        def need(ok: bool, field: str, allowed: str) -> None:
+            if not ok:
+                problems.append(f"{field}: {getattr(self, field)!r} (allowed: {allowed})")
+
+        need(_int(self.epochs) and self.epochs >= 1, "epochs", "integer >= 1")
+        need(_real(self.lr) and self.lr > 0, "lr", "a finite number > 0")
+        need(_real(self.backbone_lr_scale) and 0 <= self.backbone_lr_scale <= 1, "backbone_lr_scale", "[0, 1]")
+        need(_int(self.freeze_stages) and self.freeze_stages >= 0, "freeze_stages", "integer >= 0")
+        need(self.resolution is None or (_int(self.resolution) and 8 <= self.resolution <= 1024), "resolution",
+             "None or an integer in [8, 1024]")
+        need(_int(self.batch_size) and self.batch_size >= 2, "batch_size", "integer >= 2")
+        need(_real(self.momentum) and 0 <= self.momentum < 1, "momentum", "[0, 1)")
+        need(_real(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0")
+        need(_real(self.warmup_epochs) and self.warmup_epochs >= 0, "warmup_epochs", "a finite number >= 0")
+        need(_real(self.label_smoothing) and 0 <= self.label_smoothing < 1, "label_smoothing", "[0, 1)")
+        need(self.loss in LOSSES, "loss", " | ".join(LOSSES))
+        need(_real(self.focal_gamma) and 0 <= self.focal_gamma <= 10, "focal_gamma", "a number in [0, 10]")
+        need(_real(self.focal_alpha) and 0 <= self.focal_alpha <= 1, "focal_alpha", "a number in [0, 1]")
+        need(_int(self.patience) and self.patience >= 0, "patience", "integer >= 0 (0: no early stopping)")
+        need(self.subset is None or (_int(self.subset) and self.subset >= self.batch_size), "subset",
+             "None or an integer >= batch_size")
+        need(self.val_subset is None or (_int(self.val_subset) and self.val_subset >= 1), "val_subset", "None or >= 1")
+        if problems:
+            raise ConfigError("fine-tune config", problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def task_for(self, splits: Any) -> Task:
+        return task_for_data(splits, loss=self.loss, label_smoothing=self.label_smoothing,
+                             focal_gamma=self.focal_gamma, focal_alpha=self.focal_alpha)
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
