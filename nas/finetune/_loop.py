@@ -19,8 +19,7 @@ from nas.data import DataSplits, iterate_batches
 from nas.finetune._config import FinetuneConfig
 from nas.finetune._model import Source, freeze_early, param_groups, train_mode, with_classes
 from nas.tasks import Task, collect_outputs
-from nas.train import TrainingDivergedError
-from nas.train._optim import lr_at, pick_device
+from nas.train import TrainingDivergedError, lr_at, pick_device
 
 __all__ = ["finetune", "CHECKPOINT", "FinetuneError"]
 

@@ -7,7 +7,7 @@ user docs: ``docs/supernet.md``.
 """
 
 from nas.train._config import RESOLUTION_SAMPLING, TrainConfig
-from nas.train._optim import lr_at, soft_cross_entropy
+from nas.train._optim import lr_at, pick_device, soft_cross_entropy
 from nas.train._static import train_static
 from nas.train._supernet_training import TrainingDivergedError, TrainResult, WorkerShare, prepare_run, train_supernet
 
@@ -18,6 +18,7 @@ __all__ = [
     "TrainingDivergedError",
     "WorkerShare",
     "lr_at",
+    "pick_device",
     "prepare_run",
     "soft_cross_entropy",
     "train_static",
