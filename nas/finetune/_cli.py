@@ -18,6 +18,7 @@ from nas.finetune._config import FinetuneConfig
 from nas.finetune._loop import FinetuneError, finetune
 from nas.finetune._model import load_source
 from nas.tasks import LOSSES
+from nas.train import PRECISIONS, resolve_precision
 
 SMOKE = dict(epochs=1, subset=256, val_subset=200, batch_size=32)
 
@@ -55,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoke", action="store_true", help=f"tiny run to check the setup: {SMOKE}")
     add_torch_device_argument(p)
     p.add_argument("--threads", type=int_arg(1), default=None, help="torch CPU threads [torch's default]")
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                   help="auto: bf16 autocast on CUDA (fp16 where bf16 is missing), fp32 on CPUs; bf16 needs CUDA or "
+                        "a CPU with AVX-512-BF16/AMX")
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -66,11 +70,13 @@ def main(argv: list[str] | None = None) -> int:
                       freeze_stages=args.freeze_stages, resolution=args.resolution, batch_size=args.batch_size,
                       weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs, loss=args.loss,
                       label_smoothing=args.label_smoothing, focal_gamma=args.focal_gamma, focal_alpha=args.focal_alpha,
-                      patience=args.patience, subset=args.subset, val_subset=args.val_subset, seed=args.seed)
+                      patience=args.patience, subset=args.subset, val_subset=args.val_subset, seed=args.seed,
+                      precision=args.precision)
         if args.smoke:
             fields |= SMOKE
         cfg = FinetuneConfig(**fields)
         device = parse_device(args.torch_device)
+        resolve_precision(cfg.precision, device)  # before any data is read
         if args.threads:
             torch.set_num_threads(args.threads)
         probe = load_source(args.model, num_classes=1)  # reads the network before the data is decoded

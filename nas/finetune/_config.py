@@ -9,6 +9,7 @@ from typing import Any
 
 from nas.errors import ConfigError
 from nas.tasks import LOSSES, Task, task_for_data
+from nas.train import PRECISIONS
 
 __all__ = ["FinetuneConfig"]
 
@@ -25,6 +26,8 @@ class FinetuneConfig:
     ``resolution``: the input side to train and score at (None: the data's own image side).
     ``patience``: stop after this many epochs without a better validation metric (0: never);
     the best epoch's weights are the result.
+    ``precision``: ``auto`` | ``fp32`` | ``bf16`` | ``fp16`` (:func:`nas.train.resolve_precision`;
+    auto: bf16 or fp16 autocast on CUDA, fp32 on CPUs).
     """
 
     epochs: int = 10
@@ -45,6 +48,7 @@ class FinetuneConfig:
     val_subset: int | None = 5000
     seed: int = 0
     channels_last: bool = True
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         problems = []
@@ -71,6 +75,7 @@ class FinetuneConfig:
         need(self.subset is None or (_int(self.subset) and self.subset >= self.batch_size), "subset",
              "None or an integer >= batch_size")
         need(self.val_subset is None or (_int(self.val_subset) and self.val_subset >= 1), "val_subset", "None or >= 1")
+        need(self.precision in PRECISIONS, "precision", " | ".join(PRECISIONS))
         if problems:
             raise ConfigError("fine-tune config", problems)
 

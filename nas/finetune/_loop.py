@@ -19,7 +19,7 @@ from nas.data import DataSplits, iterate_batches
 from nas.finetune._config import FinetuneConfig
 from nas.finetune._model import Source, freeze_early, param_groups, train_mode, with_classes
 from nas.tasks import Task, collect_outputs
-from nas.train import TrainingDivergedError, lr_at, pick_device
+from nas.train import Precision, ThreadGovernor, TrainingDivergedError, lr_at, pick_device, resolve_precision
 
 __all__ = ["finetune", "CHECKPOINT", "FinetuneError"]
 
@@ -39,16 +39,24 @@ def _batches(data, splits: DataSplits, res: int, limit: int | None, channels_las
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, splits: DataSplits, task: Task, res: int, *, limit: int | None = None,
-             channels_last: bool = True) -> dict[str, Any]:
+             channels_last: bool = True, precision: Precision | None = None) -> dict[str, Any]:
     """The task's metrics on val (settings such as thresholds tuned there) and on test with the
-    val settings: ``{"val": {...}, "test": {...} | None, "tuned": {...}}``."""
+    val settings: ``{"val": {...}, "test": {...} | None, "tuned": {...}}``; the forward passes
+    under ``precision``'s autocast (default fp32)."""
     model.eval()
     device = next(model.parameters()).device
-    out, y = collect_outputs(model, _batches(splits.val, splits, res, limit, channels_last, device))
+    precision = precision or resolve_precision("fp32", device)
+
+    def outputs(data, n):
+        with precision.autocast():
+            out, y = collect_outputs(model, _batches(data, splits, res, n, channels_last, device))
+        return out.float(), y
+
+    out, y = outputs(splits.val, limit)
     tuned = task.tune(out, y)
     result: dict[str, Any] = {"val": task.metrics(out, y, tuned), "test": None, "tuned": tuned}
     if splits.test is not None:
-        out, y = collect_outputs(model, _batches(splits.test, splits, res, None, channels_last, device))
+        out, y = outputs(splits.test, None)
         result["test"] = task.metrics(out, y, tuned)
     return result
 
@@ -127,6 +135,10 @@ def finetune(
     task = cfg.task_for(splits)
     res = cfg.resolution or int(splits.train.images.shape[-1])
     dev = pick_device(device)
+    try:
+        precision = resolve_precision(cfg.precision, dev)
+    except ValueError as e:
+        raise FinetuneError(str(e)) from e
     model, new_head = with_classes(source.model, splits.num_classes)
     try:
         frozen = freeze_early(model, cfg.freeze_stages)
@@ -136,6 +148,7 @@ def finetune(
     model.to(dev, memory_format=mf)
     groups = param_groups(model, cfg.lr, cfg.backbone_lr_scale, cfg.weight_decay)
     optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+    scaler = precision.grad_scaler()
     n_train = min(len(splits.train), cfg.subset or len(splits.train))
     steps = n_train // cfg.batch_size
     if steps < 1:
@@ -156,7 +169,7 @@ def finetune(
         history, start_epoch, seconds = [], 0, 0.0
         best = {"metric": None, "epoch": 0, "state": None}
         # With a new head the inherited network has no classifier for these classes: nothing to report.
-        inherited = None if new_head else evaluate(model, splits, task, res, channels_last=cfg.channels_last)
+        inherited = None if new_head else evaluate(model, splits, task, res, channels_last=cfg.channels_last, precision=precision)
         if inherited is not None:
             inherited.pop("tuned")
     log(f"fine-tuning {source.path} on {splits.describe()} at {res} px: {n_trainable:,} trainable, "
@@ -164,58 +177,64 @@ def finetune(
         + ("; new classifier head" if new_head else ""))
 
     stopped_early = False
-    for epoch in range(start_epoch, cfg.epochs):
-        if cfg.patience and epoch - best["epoch"] >= cfg.patience and best["state"] is not None:
-            stopped_early = True
-            break
-        train_mode(model, frozen)
-        rng = np.random.default_rng([cfg.seed, epoch])
-        t0, loss_sum = time.perf_counter(), 0.0
-        bar = tqdm(total=steps, desc=f"fine-tune {epoch + 1}/{cfg.epochs}", unit="step", disable=not progress,
-                   dynamic_ncols=True, file=sys.stderr)
-        with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
-            torch.manual_seed(int(rng.integers(2**62)))
-            for step, (x, y) in enumerate(iterate_batches(splits.train, splits, batch_size=cfg.batch_size,
-                                                          resolution=res, shuffle=True, rng=rng, drop_last=True,
-                                                          limit=n_train)):
-                scale = lr_at(epoch * steps + step, total, warmup, 1.0)
-                for g in optimizer.param_groups:
-                    g["lr"] = g["base_lr"] * scale
-                x = x.to(dev).contiguous(memory_format=mf)
-                loss = task.loss(model(x), y.to(dev))
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    bar.close()
-                    raise TrainingDivergedError(f"fine-tuning diverged at epoch {epoch + 1}, step {step + 1}: loss "
-                                                f"{value}; lower --lr (now {cfg.lr:g})")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += value
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum / (step + 1):.3f}")
-        bar.close()
-        seconds += time.perf_counter() - t0
-        metric = evaluate(model, splits, task, res, limit=cfg.val_subset, channels_last=cfg.channels_last)["val"][task.metric]
-        history.append({"epoch": epoch + 1, "loss": round(loss_sum / steps, 4), f"val_{task.metric}": metric,
-                        "train_seconds": round(time.perf_counter() - t0, 1)})
-        if best["metric"] is None or task.better(metric, best["metric"]):
-            best = {"metric": metric, "epoch": epoch + 1,
-                    "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-        log(f"epoch {epoch + 1}/{cfg.epochs}: loss {history[-1]['loss']}, val {task.metric} {metric:.2f}"
-            + (" (best)" if best["epoch"] == epoch + 1 else ""))
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = ckpt_path.with_suffix(".tmp")
-        torch.save({"format": FORMAT, "config": cfg.to_dict(), "source": source.path, "data": splits.name,
-                    "num_classes": splits.num_classes, "epoch": epoch + 1, "state_dict": model.state_dict(),
-                    "optimizer": optimizer.state_dict(), "history": history, "best_metric": best["metric"],
-                    "best_epoch": best["epoch"], "best_state": best["state"], "inherited": inherited,
-                    "seconds": seconds}, tmp)
-        tmp.replace(ckpt_path)
+    with ThreadGovernor(dev, log=lambda m: tqdm.write(m, file=sys.stderr) if progress else None) as governor:
+        for epoch in range(start_epoch, cfg.epochs):
+            if cfg.patience and epoch - best["epoch"] >= cfg.patience and best["state"] is not None:
+                stopped_early = True
+                break
+            train_mode(model, frozen)
+            rng = np.random.default_rng([cfg.seed, epoch])
+            t0, loss_sum = time.perf_counter(), 0.0
+            bar = tqdm(total=steps, desc=f"fine-tune {epoch + 1}/{cfg.epochs}", unit="step", disable=not progress,
+                       dynamic_ncols=True, file=sys.stderr)
+            with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
+                torch.manual_seed(int(rng.integers(2**62)))
+                for step, (x, y) in enumerate(iterate_batches(splits.train, splits, batch_size=cfg.batch_size,
+                                                              resolution=res, shuffle=True, rng=rng, drop_last=True,
+                                                              limit=n_train)):
+                    scale = lr_at(epoch * steps + step, total, warmup, 1.0)
+                    for g in optimizer.param_groups:
+                        g["lr"] = g["base_lr"] * scale
+                    x = x.to(dev).contiguous(memory_format=mf)
+                    with precision.autocast():
+                        logits = model(x)
+                    loss = task.loss(logits, y.to(dev))
+                    value = float(loss.detach())
+                    if not math.isfinite(value):
+                        bar.close()
+                        raise TrainingDivergedError(f"fine-tuning diverged at epoch {epoch + 1}, step {step + 1}: loss "
+                                                    f"{value}; lower --lr (now {cfg.lr:g})")
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                    governor.tick()
+                    loss_sum += value
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss_sum / (step + 1):.3f}")
+            bar.close()
+            seconds += time.perf_counter() - t0
+            metric = evaluate(model, splits, task, res, limit=cfg.val_subset, channels_last=cfg.channels_last,
+                              precision=precision)["val"][task.metric]
+            history.append({"epoch": epoch + 1, "loss": round(loss_sum / steps, 4), f"val_{task.metric}": metric,
+                            "train_seconds": round(time.perf_counter() - t0, 1)})
+            if best["metric"] is None or task.better(metric, best["metric"]):
+                best = {"metric": metric, "epoch": epoch + 1,
+                        "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+            log(f"epoch {epoch + 1}/{cfg.epochs}: loss {history[-1]['loss']}, val {task.metric} {metric:.2f}"
+                + (" (best)" if best["epoch"] == epoch + 1 else ""))
+            out.mkdir(parents=True, exist_ok=True)
+            tmp = ckpt_path.with_suffix(".tmp")
+            torch.save({"format": FORMAT, "config": cfg.to_dict(), "source": source.path, "data": splits.name,
+                        "num_classes": splits.num_classes, "epoch": epoch + 1, "state_dict": model.state_dict(),
+                        "optimizer": optimizer.state_dict(), "history": history, "best_metric": best["metric"],
+                        "best_epoch": best["epoch"], "best_state": best["state"], "inherited": inherited,
+                        "seconds": seconds}, tmp)
+            tmp.replace(ckpt_path)
 
     model.load_state_dict(best["state"])
     model.eval()
-    final = evaluate(model, splits, task, res, channels_last=cfg.channels_last)
+    final = evaluate(model, splits, task, res, channels_last=cfg.channels_last, precision=precision)
     record = {
         "source": {"model": source.path, "kind": source.kind, "arch": str(source.arch) if source.arch else None},
         "data": {"name": splits.name, "description": splits.describe(), "num_classes": splits.num_classes},

@@ -28,12 +28,13 @@ from nas.latency import LatencyTableError
 from nas.search._inputs import BACKENDS, SearchConfig, StorageError
 from nas.search._study import SAMPLERS
 from nas.tasks import LOSSES
+from nas.train import PRECISIONS
 from nas.supernet import CheckpointError
 
 __all__ = ["main", "build_parser", "SMOKE_SEARCH"]
 
 #: What ``--smoke`` changes in the search itself (the supernet recipe: ``SMOKE_TRAIN``).
-SMOKE_SEARCH = {"trials": 8, "val_limit": 256, "calib_images": 128}
+SMOKE_SEARCH = {"trials": 8, "val_limit": 256, "calib_images": 128, "finetune_top": 2, "finetune_subset": 1024}
 
 
 def _pick(given, name: str, smoke: bool):
@@ -80,6 +81,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="check the set-up in a few minutes: a one-epoch supernet on 1024 images, "
                         f"{SMOKE_SEARCH['trials']} trials on {SMOKE_SEARCH['val_limit']} validation images "
                         "(flags given explicitly win)")
+    p.add_argument("--finetune-top", type=int, default=None,
+                   help="after the study, fine-tune the K best feasible candidates of the Pareto front alone, choose "
+                        "the best by confirmed validation metric and export that fine-tuned network (0: export the "
+                        f"proxy's choice with inherited weights) [{d.finetune_top}; {SMOKE_SEARCH['finetune_top']} "
+                        "with --smoke]")
+    p.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs,
+                   help="fine-tuning epochs per confirmed candidate")
+    p.add_argument("--finetune-lr", type=float, default=d.finetune_lr,
+                   help="peak learning rate of the confirmation fine-tuning (cosine schedule, whole network)")
+    p.add_argument("--finetune-subset", type=int, default=None,
+                   help="training images per fine-tuning epoch [all; "
+                        f"{SMOKE_SEARCH['finetune_subset']} with --smoke]")
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                   help="of supernet training and fine-tuning: auto = bf16 autocast on CUDA (fp16 where bf16 is "
+                        "missing), fp32 on CPUs; bf16 needs CUDA or a CPU with AVX-512-BF16/AMX")
     p.add_argument("--no-export", action="store_true", help="skip exporting the best subnet")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads [torch's default]")
     p.add_argument("--backend", choices=BACKENDS, default=d.backend,
@@ -128,6 +144,11 @@ def main(argv: list[str] | None = None) -> int:
             ray_address=args.ray_address,
             max_concurrent=args.max_concurrent,
             heartbeat_seconds=args.heartbeat_seconds,
+            finetune_top=_pick(args.finetune_top, "finetune_top", args.smoke),
+            finetune_epochs=args.finetune_epochs,
+            finetune_lr=args.finetune_lr,
+            finetune_subset=_pick(args.finetune_subset, "finetune_subset", args.smoke),
+            precision=args.precision,
         )
         if args.threads is not None and args.threads < 1:
             raise ConfigError("search settings", [f"threads (--threads): {args.threads} (allowed: integer >= 1)"])

@@ -9,6 +9,7 @@ one orchestrator: inputs -> supernet -> study -> export and reports).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,7 @@ from nas.search._gate import DEFAULT_HEARTBEAT_SECONDS, heartbeat_storage, sqlit
 from nas.search._study import SAMPLERS, default_storage, study_name_for
 from nas.space import Arch, SearchSpace, load_space
 from nas.tasks import LOSSES, Task, task_for_data
+from nas.train import PRECISIONS
 
 __all__ = [
     "BACKENDS",
@@ -73,6 +75,11 @@ class SearchConfig:
     ray_address: str | None = None
     max_concurrent: int | None = None
     heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
+    finetune_top: int = 3
+    finetune_epochs: int = 1
+    finetune_lr: float = 0.01
+    finetune_subset: int | None = None
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         problems = []
@@ -101,11 +108,28 @@ class SearchConfig:
             problems.append(f"val_limit: {self.val_limit!r} (allowed: integer >= 1)")
         if self.calib_images < 1:
             problems.append(f"calib_images: {self.calib_images!r} (allowed: integer >= 1)")
+        if not _int(self.finetune_top) or not 0 <= self.finetune_top <= 20:
+            problems.append(f"finetune_top (--finetune-top): {self.finetune_top!r} (allowed: integer 0-20; 0 = no "
+                            "confirmation)")
+        if not _int(self.finetune_epochs) or self.finetune_epochs < 1:
+            problems.append(f"finetune_epochs (--finetune-epochs): {self.finetune_epochs!r} (allowed: integer >= 1)")
+        if not (isinstance(self.finetune_lr, (int, float)) and not isinstance(self.finetune_lr, bool)
+                and math.isfinite(self.finetune_lr) and self.finetune_lr > 0):
+            problems.append(f"finetune_lr (--finetune-lr): {self.finetune_lr!r} (allowed: a finite number > 0)")
+        if self.finetune_subset is not None and (not _int(self.finetune_subset) or self.finetune_subset < 64):
+            problems.append(f"finetune_subset (--finetune-subset): {self.finetune_subset!r} (allowed: integer >= 64, "
+                            "or None for the whole training split)")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision (--precision): {self.precision!r} (allowed: {' | '.join(PRECISIONS)})")
         if problems:
             raise ConfigError("search settings", problems)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _slug(text: str) -> str:
@@ -164,6 +188,7 @@ def prepare(cfg: SearchConfig, *, splits: DataSplits | None = None) -> SearchInp
             written, or the storage URL is malformed, unreachable, corrupt or lacks its driver.
     """
     budget_ms = parse_budget(cfg.budget)
+    _check_precision(cfg.precision)
     space = load_space(cfg.space)
     table = load_table(cfg.device, space=space)
     if splits is None:
@@ -195,6 +220,18 @@ def prepare(cfg: SearchConfig, *, splits: DataSplits | None = None) -> SearchInp
         study_name=study_name_for(space.name, table.device, budget_ms),
         task=_task(cfg, splits),
     )
+
+
+def _check_precision(precision: str) -> None:
+    """The precision can be had on this machine's training device (CUDA when present)."""
+    import torch
+
+    from nas.train import resolve_precision
+
+    try:
+        resolve_precision(precision, torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    except ValueError as exc:
+        raise ConfigError("search settings", [str(exc)]) from None
 
 
 def _task(cfg: SearchConfig, splits: DataSplits) -> Task:

@@ -92,7 +92,8 @@ def _ensure_supernet(
     overrides: dict[str, Any] = dict(SMOKE_TRAIN) if cfg.smoke else {}
     if cfg.epochs:
         overrides["epochs"] = cfg.epochs
-    tcfg = TrainConfig(space=cfg.space, data=cfg.data, data_dir=cfg.data_dir, loss=cfg.loss, **overrides)
+    tcfg = TrainConfig(space=cfg.space, data=cfg.data, data_dir=cfg.data_dir, loss=cfg.loss, precision=cfg.precision,
+                       **overrides)
     resume = False
     if path.exists():
         supernet, ckpt = load_supernet(path, space=space, num_classes=inputs.splits.num_classes)
@@ -106,7 +107,7 @@ def _ensure_supernet(
         log(f"supernet: none for ({space.name}, {inputs.splits.name}) yet; training one in {sdir} "
             f"with the default recipe ({tcfg.epochs} epochs at {tcfg.resolution or 'arch'} px)")
     start = time.perf_counter()
-    given = set(overrides) if resume else None
+    given = set(overrides) | {"precision"} if resume else None
     trained = train_supernet(tcfg, sdir, resume=resume, given=given, progress=progress, splits=inputs.splits)
     info.update(trained_now=True, train_seconds=round(time.perf_counter() - start, 1))
     # the trained supernet itself, not a copy rebuilt from the file; the file gives its metadata
@@ -132,9 +133,11 @@ def finalize(
     ckpt: Checkpoint,
     supernet_info: dict[str, Any],
     *,
+    progress: bool = True,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Export the best feasible subnet and write result.json, report.md and the Pareto plots."""
+    """Confirm the top candidates (with ``--finetune-top``), export the best feasible subnet and
+    write result.json, report.md and the Pareto plots."""
     cfg, space, splits, run_dir = inputs.cfg, inputs.space, inputs.splits, inputs.run_dir
     table = inputs.table
     train_res = ckpt.train_resolution
@@ -184,29 +187,48 @@ def finalize(
         "dashboard": dashboard_command(inputs.storage),
         "best": None,
         "exported": None,
+        "confirmation": None,
     }
+    confirmation = None
+    if best_trial is not None and cfg.finetune_top:
+        from nas.search._confirm import confirm_candidates
+
+        confirmation = confirm_candidates(inputs, study, supernet, ckpt, task, progress=progress, log=log)
+        result["confirmation"] = confirmation
+        best_trial = next(t for t in completed if t.number == confirmation["chosen_trial"])
     if best_trial is not None:
         arch = Arch.from_json(best_trial.user_attrs["arch_json"])
         spec = space.resolve(arch, splits.num_classes)
         cost = network_cost(spec)
         res = eval_resolution(ckpt, arch)
-        val = evaluate_arch(supernet, arch, splits, task=task, resolution=res, limit=cfg.val_limit,
-                            calib_images=cfg.calib_images, seed=cfg.seed)
-        test = None
-        if splits.test is not None:
-            test = evaluate_arch(supernet, arch, splits, task=task, resolution=res, split="test",
-                                 calib_images=cfg.calib_images, seed=cfg.seed, tuned=val.tuned or None)
+        chosen = None
+        if confirmation is not None:  # the fine-tuned network's figures; the proxy's beside them
+            chosen = next(c for c in confirmation["candidates"] if c["trial"] == best_trial.number)
+            val_metrics, test_metrics = chosen["confirmed"]["val_metrics"], chosen["confirmed"]["test_metrics"]
+            thresholds = chosen["thresholds"]
+        else:
+            val = evaluate_arch(supernet, arch, splits, task=task, resolution=res, limit=cfg.val_limit,
+                                calib_images=cfg.calib_images, seed=cfg.seed)
+            test = None
+            if splits.test is not None:
+                test = evaluate_arch(supernet, arch, splits, task=task, resolution=res, split="test",
+                                     calib_images=cfg.calib_images, seed=cfg.seed, tuned=val.tuned or None)
+            val_metrics, test_metrics = val.metrics, test.metrics if test is not None else None
+            thresholds = val.tuned.get("thresholds")
         best = {
             "trial": best_trial.number,
             "arch": arch.to_string(),
             "arch_json": arch.to_dict(),
             "metric": task.metric,
             "val_metric": best_trial.values[0],
-            "test_metric": test.metric if test is not None else None,
-            "val_metrics": val.metrics,
-            "test_metrics": test.metrics if test is not None else None,
-            "thresholds": val.tuned.get("thresholds"),
-            "eval_resolution": eval_resolution(ckpt, arch),
+            "test_metric": test_metrics[task.metric] if test_metrics is not None else None,
+            "val_metrics": val_metrics,
+            "test_metrics": test_metrics,
+            "thresholds": thresholds,
+            "confirmed": chosen is not None,
+            "confirmed_val_metric": chosen["confirmed"]["val_metric"] if chosen else None,
+            "proxy_test_metric": chosen["proxy"]["test_metric"] if chosen else None,
+            "eval_resolution": res,
             "deploy_resolution": arch.resolution,
             "predicted_latency_ms": best_trial.values[1],
             "params": cost.params,
@@ -215,17 +237,24 @@ def finalize(
         }
         result["best"] = best
         if cfg.export:
-            res = eval_resolution(ckpt, arch)
-            calib = calibration_batches(splits, images=cfg.calib_images, resolution=res, seed=cfg.seed)
-            net, _ = calibrated_subnet(supernet, arch, calib)
-            from nas.export import export_network
+            from nas.export import export_network, load_weights
 
-            exported = export_network(
-                net.eval(), run_dir / "best", arch=arch, resolution=arch.resolution,
-                extra={"train_resolution": train_res, "deploy_resolution": arch.resolution,
-                       "data_mean": list(splits.mean), "data_std": list(splits.std), "classes": list(splits.classes),
-                       "task": task.name, **({"thresholds": val.tuned["thresholds"]} if val.tuned else {})},
-            )
+            extra = {"train_resolution": train_res, "deploy_resolution": arch.resolution,
+                     "data_mean": list(splits.mean), "data_std": list(splits.std), "classes": list(splits.classes),
+                     "task": task.name, **({"thresholds": thresholds} if thresholds else {})}
+            extra_files = {}
+            if chosen is not None:  # the fine-tuned weights, with their record and curve
+                cdir = Path(chosen["dir"])
+                net = load_weights(cdir / "weights.pt")
+                extra |= {"finetuned": True, "finetune_resolution": res,
+                          "confirmed_val_metric": chosen["confirmed"]["val_metric"]}
+                extra_files = {n: (cdir / n).read_bytes() for n in ("finetune.json", "finetune.png")
+                               if (cdir / n).is_file()}
+            else:
+                calib = calibration_batches(splits, images=cfg.calib_images, resolution=res, seed=cfg.seed)
+                net, _ = calibrated_subnet(supernet, arch, calib)
+            exported = export_network(net.eval(), run_dir / "best", arch=arch, resolution=arch.resolution,
+                                      extra=extra, extra_files=extra_files, replaces=("finetune.json", "finetune.png"))
             result["exported"] = exported.to_dict()
             best["measured_latency_ms"] = _measured_latency(inputs, exported.onnx_path, arch.resolution)
     side_range = f"{min(sides.values())}-{max(sides.values())}" if len(set(sides.values())) > 1 else f"{train_res or 'own'}"
@@ -268,7 +297,7 @@ def run_pipeline(
         score = make_score_fn(supernet, ckpt, inputs.splits, calib_images=cfg.calib_images,
                               val_limit=cfg.val_limit, seed=cfg.seed)
         study = run_study(inputs, score, progress=progress, log=log)
-    result = finalize(inputs, study, supernet, ckpt, info, log=log)
+    result = finalize(inputs, study, supernet, ckpt, info, progress=progress, log=log)
     best = result["best"]
     if best:
         log(f"best within {inputs.budget_ms:g} ms: {best['arch']}")
@@ -276,6 +305,10 @@ def run_pipeline(
             f"{best['predicted_latency_ms']:.2f} ms at {best['deploy_resolution']} px, {best['params']:,} params, "
             f"{best['madds'] / 1e6:.1f} M MAdds"
             + (f", measured {best['measured_latency_ms']:.2f} ms here" if best.get("measured_latency_ms") else ""))
+        if best["confirmed"]:
+            log(f"  confirmed: val {best['metric']} {best['confirmed_val_metric']:.2f}%"
+                + (f", test {best['test_metric']:.2f}%" if best["test_metric"] is not None else "")
+                + f" after {cfg.finetune_epochs} fine-tuning epoch(s) (best/ holds the fine-tuned network)")
     log(f"outputs: {inputs.run_dir}/result.json, report.md, pareto.html, pareto.png, best/")
     log(f"browse the Pareto front: {result['dashboard']}")
     return result

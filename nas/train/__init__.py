@@ -8,18 +8,25 @@ user docs: ``docs/supernet.md``.
 
 from nas.train._config import RESOLUTION_SAMPLING, TrainConfig
 from nas.train._optim import lr_at, pick_device, soft_cross_entropy
+from nas.train._precision import PRECISIONS, Precision, cpu_has_bf16, resolve_precision
 from nas.train._static import train_static
+from nas.train._threads import ThreadGovernor
 from nas.train._supernet_training import TrainingDivergedError, TrainResult, WorkerShare, prepare_run, train_supernet
 
 __all__ = [
+    "PRECISIONS",
+    "Precision",
     "RESOLUTION_SAMPLING",
     "TrainConfig",
+    "ThreadGovernor",
     "TrainResult",
     "TrainingDivergedError",
     "WorkerShare",
     "lr_at",
     "pick_device",
+    "cpu_has_bf16",
     "prepare_run",
+    "resolve_precision",
     "soft_cross_entropy",
     "train_static",
     "train_supernet",

@@ -25,6 +25,7 @@ from nas.errors import ConfigError, DataError
 from nas.supernet import CheckpointError
 from nas.tasks import LOSSES
 from nas.train._config import RESOLUTION_SAMPLING, TrainConfig
+from nas.train._precision import PRECISIONS
 from nas.train._supernet_training import train_supernet
 
 __all__ = ["main", "SMOKE"]
@@ -90,6 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     add_torch_device_argument(p, what="auto (CUDA with mixed precision when present) | cpu | cuda[:N]")
     p.add_argument("--threads", type=int_arg(1), default=None,
                    help="torch CPU threads [torch's default; with --backend ray: 1 per worker]")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="auto: bf16 autocast on CUDA (fp16 + loss scaling where bf16 is missing), fp32 on CPUs "
+                        "(bf16 was slower there at the 32 px proxy); bf16 needs CUDA or a CPU with AVX-512-BF16/AMX "
+                        f"[{d.precision}]")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="local: this process; ray: data-parallel Ray Train workers (DDP-style gradient averaging)")
@@ -103,7 +108,7 @@ def _config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, set[str]]:
     given: dict[str, Any] = dict(SMOKE) if args.smoke else {}
     for name in ("space", "data", "data_dir", "epochs", "batch_size", "lr", "weight_decay", "warmup_epochs",
                  "distill_weight", "loss", "label_smoothing", "focal_gamma", "focal_alpha", "n_random", "resolution_sampling", "subset", "val_subset", "calib_images", "seed",
-                 "checkpoint_minutes"):
+                 "checkpoint_minutes", "precision"):
         value = getattr(args, name)
         if value is not None:
             given[name] = value

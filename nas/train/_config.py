@@ -9,6 +9,7 @@ from typing import Any
 
 from nas.errors import ConfigError
 from nas.tasks import LOSSES, Task, task_for_data
+from nas.train._precision import PRECISIONS
 
 __all__ = ["TrainConfig", "RESOLUTION_SAMPLING"]
 
@@ -17,7 +18,7 @@ RESOLUTION_SAMPLING = ("step-sandwich", "teacher-max", "step", "arch")
 
 #: Settings added after checkpoints were first written, with the value those checkpoints were
 #: trained with (so resuming an older checkpoint continues it as it was trained).
-_LEGACY_SETTINGS = {"resolution_sampling": "arch", "reorder_channels": False}
+_LEGACY_SETTINGS = {"resolution_sampling": "arch", "reorder_channels": False, "precision": "auto"}
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ class TrainConfig:
     one inside an epoch once this many minutes have passed since the last one (checked after each
     optimizer step), so that a killed run loses at most about this much work. It changes nothing
     that is computed, so it may differ when resuming.
+    ``precision``: ``auto`` (CUDA: bf16 autocast, or fp16 with a gradient scaler; CPU: fp32),
+    ``fp32``, ``bf16`` (CUDA, or a CPU with AVX-512-BF16 / AMX) or ``fp16`` (CUDA); see
+    :mod:`nas.train._precision`. It may differ when resuming (a run moved to another machine).
     """
 
     space: str = "mobilenetv3_large"
@@ -97,6 +101,7 @@ class TrainConfig:
     seed: int = 0
     channels_last: bool = True
     checkpoint_minutes: float = 5.0
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         problems = []
@@ -126,6 +131,7 @@ class TrainConfig:
         need(self.calib_images >= 1, "calib_images", ">= 1")
         need(_real(self.checkpoint_minutes) and self.checkpoint_minutes > 0, "checkpoint_minutes",
              "a finite number > 0")
+        need(self.precision in PRECISIONS, "precision", " | ".join(PRECISIONS))
         if problems:
             raise ConfigError("train config", problems)
 

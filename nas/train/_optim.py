@@ -1,5 +1,5 @@
 """Optimisation pieces shared by supernet and stand-alone training: schedule, losses, parameter
-groups, device and mixed-precision choice."""
+groups, device choice (precision: :mod:`nas.train._precision`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["lr_at", "soft_cross_entropy", "param_groups", "pick_device", "amp_settings"]
+__all__ = ["lr_at", "soft_cross_entropy", "param_groups", "pick_device"]
 
 
 def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:
@@ -40,12 +40,3 @@ def pick_device(device: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--torch-device {device}: CUDA is not available on this machine")
     return dev
-
-
-def amp_settings(device: torch.device) -> tuple[torch.dtype | None, bool]:
-    """(autocast dtype or None, use a GradScaler): bf16 where supported, else fp16 + scaler; CPU: fp32."""
-    if device.type != "cuda":
-        return None, False
-    if torch.cuda.is_bf16_supported():
-        return torch.bfloat16, False
-    return torch.float16, True

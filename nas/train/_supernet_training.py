@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from nas.data import DataSplits, iterate_batches, load_data
-from nas.errors import DataError
+from nas.errors import ConfigError, DataError
 from nas.evaluate import calibration_batches, evaluate_arch, proxy_side, subnet_resolution
 from nas.space import Arch, SearchSpace, load_space
 from nas.supernet import (
@@ -51,7 +51,9 @@ from nas.supernet import (
 )
 from nas.train._config import TrainConfig
 from nas.tasks import Task, task_from_checkpoint
-from nas.train._optim import amp_settings, lr_at, param_groups, pick_device
+from nas.train._optim import lr_at, param_groups, pick_device
+from nas.train._precision import resolve_precision
+from nas.train._threads import ThreadGovernor
 
 
 
@@ -95,7 +97,7 @@ def _data_record(cfg: TrainConfig, splits: DataSplits, task: Task) -> dict[str, 
 
 #: Settings that may differ when resuming (``epochs`` extends or shortens the schedule;
 #: ``checkpoint_minutes`` does not change what is computed).
-_RESUMABLE = ("epochs", "checkpoint_minutes")
+_RESUMABLE = ("epochs", "checkpoint_minutes", "precision")
 
 
 def _resume_config(ckpt: Checkpoint, cfg: TrainConfig, given: set[str]) -> TrainConfig:
@@ -191,13 +193,17 @@ def train_supernet(
     path = checkpoint_path(run_dir)
     cfg, ckpt, space, splits, task = prepare_run(cfg, path, resume=resume, given=given, splits=splits)
     dev = pick_device(device)
-    amp_dtype, use_scaler = amp_settings(dev)
+    try:
+        precision = resolve_precision(cfg.precision, dev)
+    except ValueError as e:
+        raise ConfigError("train config", [str(e)]) from e
+    use_scaler = precision.scaler
     mf = torch.channels_last if cfg.channels_last else torch.contiguous_format
 
     supernet = Supernet(space, splits.num_classes, kernel_transform=cfg.kernel_transform, seed=cfg.seed)
     optimizer = torch.optim.SGD(param_groups(supernet, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum,
                                 nesterov=cfg.momentum > 0)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+    scaler = precision.grad_scaler()
     start_epoch, start_step, history = 0, 0, []
     if ckpt is not None:
         supernet.load_state_dict(ckpt.model)
@@ -205,7 +211,7 @@ def train_supernet(
     supernet.to(dev, memory_format=mf)
     if ckpt is not None:  # after .to(): optimizer state follows the parameters' device
         optimizer.load_state_dict(ckpt.optimizer)
-        if ckpt.scaler:
+        if ckpt.scaler and use_scaler:
             scaler.load_state_dict(ckpt.scaler)
     writer = parallel is None or parallel.is_writer
     if parallel is not None:
@@ -238,9 +244,10 @@ def train_supernet(
         if x.shape[-1] != side:
             x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
             x = x.contiguous(memory_format=mf)
-        with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        with precision.autocast():
             return supernet(x, arch)
 
+    governor = ThreadGovernor(dev, log=lambda m: tqdm.write(m, file=sys.stderr) if writer else None)
     last_good = ckpt.progress() if ckpt is not None else None  # what the file on disk holds
     last_save = time.monotonic()
 
@@ -275,119 +282,121 @@ def train_supernet(
     elif start_step and writer:
         print(f"{path}: resuming epoch {start_epoch + 1}/{cfg.epochs} at step {start_step + 1}/{steps_per_epoch}",
               file=sys.stderr)
-    for epoch in range(start_epoch, cfg.epochs):
-        rng = np.random.default_rng([cfg.seed, epoch])
-        torch_gen_seed = int(rng.integers(2**62))
-        first = start_step if epoch == start_epoch else 0  # steps of this epoch trained before a resume
-        partial = ckpt.resume_state if first and ckpt is not None else None
-        supernet.train()
-        bar = tqdm(total=steps_per_epoch, initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
-                   disable=not (progress and writer), dynamic_ncols=True, file=sys.stderr)
-        t0, seen, loss_sum, seconds_before = time.perf_counter(), 0, 0.0, 0.0
-        if partial is not None:  # the epoch's running totals at the checkpoint
-            seen, loss_sum, seconds_before = int(partial["seen"]), float(partial["loss_sum"]), \
-                float(partial["train_seconds"])
-        # A mid-epoch checkpoint due after step k is written during step k + 1, once that step's
-        # loss is known to be finite and before its update: the weights it saves have been seen to
-        # work, not just to be finite. Until then ``pending`` holds what changes meanwhile (the BN
-        # statistics, which the step's forward passes update, and the generators).
-        pending: dict[str, Any] | None = None
-        # Dropout draws from torch's global generator: seed it per epoch, inside a fork so the
-        # caller's generator state is left as it was.
-        with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
-            torch.manual_seed(torch_gen_seed)
-            batches = iterate_batches(splits.train, splits, batch_size=cfg.batch_size, resolution=batch_res,
-                                      shuffle=True, rng=rng, drop_last=True, limit=n_train)
-            if partial is not None:
-                # the shuffle is drawn from rng before the first batch: skip the batches already
-                # trained, then continue the generators from where the checkpoint left them
-                for _ in range(first):
-                    next(batches)
-                _restore_generators(partial, rng, dev)
-            for step, (x, y) in enumerate(batches, start=first):
-                lr = lr_at(epoch * steps_per_epoch + step, total_steps, warmup_steps, cfg.lr)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                if parallel is not None:
-                    x, y = parallel.shard(x, y)
-                x = x.to(dev, non_blocking=True).contiguous(memory_format=mf)
-                y = y.to(dev, non_blocking=True)
-                optimizer.zero_grad(set_to_none=True)
-                # sandwich rule: largest on labels, then (largest,) smallest and random subnets distilled from it
-                side = None  # None: each subnet at its own arch's side
-                if step_sides:  # one side for the step's students (and, with "step", the teacher)
-                    side = proxy_side(cfg.resolution, cfg.scale_resolution,
-                                      int(resolutions[rng.integers(len(resolutions))]), base_res)
-                logits = run(x, largest, side if cfg.resolution_sampling == "step" else None)
-                loss = task.loss(logits, y)
-                scaler.scale(loss).backward()
-                teacher = task.soft_targets(logits)
-                step_loss = float(loss.detach())
-                students = [smallest] + [space.sample(rng) for _ in range(cfg.n_random)]
-                teacher_side = subnet_resolution(cfg.resolution, cfg.scale_resolution, largest, base_res)
-                if cfg.resolution_sampling == "step-sandwich" and side is not None and side != teacher_side:
-                    students.insert(0, largest)  # the largest also learns at the step's side
-                for arch in students:
-                    student = run(x, arch, side)
-                    kd = task.distill(student, teacher)
-                    if cfg.distill_weight < 1.0:
-                        hard = task.loss(student, y)
-                        kd = cfg.distill_weight * kd + (1.0 - cfg.distill_weight) * hard
-                    scaler.scale(kd).backward()
-                    step_loss += float(kd.detach())
-                diverged = not math.isfinite(step_loss)
-                if parallel is not None:  # all processes stop together (else the others wait forever)
-                    diverged = parallel.mean(float(diverged)) > 0
-                if diverged:
-                    bar.close()
-                    raise TrainingDivergedError(
-                        f"training diverged at epoch {epoch + 1}/{cfg.epochs}, step {step + 1}/{steps_per_epoch}: "
-                        f"the loss is {step_loss} (learning rate {lr:.3g} at this step, peak --lr {cfg.lr:g}); "
-                        f"this step was not applied and {_kept(path, last_good)}; {_lower_lr_hint(cfg)}"
-                    )
-                if pending is not None:  # the state after the previous step gave a finite loss: keep it
-                    save(epoch, **pending)
-                    pending = None
-                if parallel is not None:
-                    parallel.average_gradients(supernet)
-                scaler.step(optimizer)
-                scaler.update()
-                seen += len(y)
-                loss_sum += step_loss
-                bar.update(1)
-                elapsed = seconds_before + time.perf_counter() - t0
-                bar.set_postfix(loss=f"{loss_sum / (step + 1):.3f}", img_s=f"{seen / elapsed:.0f}", lr=f"{lr:.3g}")
-                if writer and pending is None and time.monotonic() - last_save >= 60.0 * cfg.checkpoint_minutes:
-                    resume_state = {**_generator_states(rng, dev), "seen": seen, "loss_sum": loss_sum,
-                                    "train_seconds": elapsed}
-                    if step + 1 < steps_per_epoch:
-                        pending = {"step": step + 1, "resume_state": resume_state, "buffers": _buffers(supernet)}
-                    else:  # no next step in this epoch to try it on; the epoch's scoring comes next
-                        save(epoch, step + 1, resume_state)
-        bar.close()
-        train_seconds = seconds_before + time.perf_counter() - t0
-        if cfg.reorder_channels and epoch + 1 < cfg.epochs:  # every process alike (same weights, same order)
-            supernet.reorder_channels(optimizer)
-        if parallel is not None:  # the loss and throughput of the whole run, not of this slice
-            loss_sum, seen = parallel.mean(loss_sum), seen * parallel.world_size
-        record = {"epoch": epoch + 1, "loss": round(loss_sum / steps_per_epoch, 4), "train_seconds": round(train_seconds, 1),
-                  "images_per_second": round(seen / train_seconds, 1)}
-        if parallel is not None:
-            record["workers"] = parallel.world_size
-        if not writer:
+    with governor:  # torch threads back to what they were, however the training ends
+        for epoch in range(start_epoch, cfg.epochs):
+            rng = np.random.default_rng([cfg.seed, epoch])
+            torch_gen_seed = int(rng.integers(2**62))
+            first = start_step if epoch == start_epoch else 0  # steps of this epoch trained before a resume
+            partial = ckpt.resume_state if first and ckpt is not None else None
+            supernet.train()
+            bar = tqdm(total=steps_per_epoch, initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
+                       disable=not (progress and writer), dynamic_ncols=True, file=sys.stderr)
+            t0, seen, loss_sum, seconds_before = time.perf_counter(), 0, 0.0, 0.0
+            if partial is not None:  # the epoch's running totals at the checkpoint
+                seen, loss_sum, seconds_before = int(partial["seen"]), float(partial["loss_sum"]), \
+                    float(partial["train_seconds"])
+            # A mid-epoch checkpoint due after step k is written during step k + 1, once that step's
+            # loss is known to be finite and before its update: the weights it saves have been seen to
+            # work, not just to be finite. Until then ``pending`` holds what changes meanwhile (the BN
+            # statistics, which the step's forward passes update, and the generators).
+            pending: dict[str, Any] | None = None
+            # Dropout draws from torch's global generator: seed it per epoch, inside a fork so the
+            # caller's generator state is left as it was.
+            with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
+                torch.manual_seed(torch_gen_seed)
+                batches = iterate_batches(splits.train, splits, batch_size=cfg.batch_size, resolution=batch_res,
+                                          shuffle=True, rng=rng, drop_last=True, limit=n_train)
+                if partial is not None:
+                    # the shuffle is drawn from rng before the first batch: skip the batches already
+                    # trained, then continue the generators from where the checkpoint left them
+                    for _ in range(first):
+                        next(batches)
+                    _restore_generators(partial, rng, dev)
+                for step, (x, y) in enumerate(batches, start=first):
+                    lr = lr_at(epoch * steps_per_epoch + step, total_steps, warmup_steps, cfg.lr)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                    if parallel is not None:
+                        x, y = parallel.shard(x, y)
+                    x = x.to(dev, non_blocking=True).contiguous(memory_format=mf)
+                    y = y.to(dev, non_blocking=True)
+                    optimizer.zero_grad(set_to_none=True)
+                    # sandwich rule: largest on labels, then (largest,) smallest and random subnets distilled from it
+                    side = None  # None: each subnet at its own arch's side
+                    if step_sides:  # one side for the step's students (and, with "step", the teacher)
+                        side = proxy_side(cfg.resolution, cfg.scale_resolution,
+                                          int(resolutions[rng.integers(len(resolutions))]), base_res)
+                    logits = run(x, largest, side if cfg.resolution_sampling == "step" else None)
+                    loss = task.loss(logits, y)
+                    scaler.scale(loss).backward()
+                    teacher = task.soft_targets(logits)
+                    step_loss = float(loss.detach())
+                    students = [smallest] + [space.sample(rng) for _ in range(cfg.n_random)]
+                    teacher_side = subnet_resolution(cfg.resolution, cfg.scale_resolution, largest, base_res)
+                    if cfg.resolution_sampling == "step-sandwich" and side is not None and side != teacher_side:
+                        students.insert(0, largest)  # the largest also learns at the step's side
+                    for arch in students:
+                        student = run(x, arch, side)
+                        kd = task.distill(student, teacher)
+                        if cfg.distill_weight < 1.0:
+                            hard = task.loss(student, y)
+                            kd = cfg.distill_weight * kd + (1.0 - cfg.distill_weight) * hard
+                        scaler.scale(kd).backward()
+                        step_loss += float(kd.detach())
+                    diverged = not math.isfinite(step_loss)
+                    if parallel is not None:  # all processes stop together (else the others wait forever)
+                        diverged = parallel.mean(float(diverged)) > 0
+                    if diverged:
+                        bar.close()
+                        raise TrainingDivergedError(
+                            f"training diverged at epoch {epoch + 1}/{cfg.epochs}, step {step + 1}/{steps_per_epoch}: "
+                            f"the loss is {step_loss} (learning rate {lr:.3g} at this step, peak --lr {cfg.lr:g}); "
+                            f"this step was not applied and {_kept(path, last_good)}; {_lower_lr_hint(cfg)}"
+                        )
+                    if pending is not None:  # the state after the previous step gave a finite loss: keep it
+                        save(epoch, **pending)
+                        pending = None
+                    if parallel is not None:
+                        parallel.average_gradients(supernet)
+                    scaler.step(optimizer)
+                    scaler.update()
+                    seen += len(y)
+                    loss_sum += step_loss
+                    governor.tick()
+                    bar.update(1)
+                    elapsed = seconds_before + time.perf_counter() - t0
+                    bar.set_postfix(loss=f"{loss_sum / (step + 1):.3f}", img_s=f"{seen / elapsed:.0f}", lr=f"{lr:.3g}")
+                    if writer and pending is None and time.monotonic() - last_save >= 60.0 * cfg.checkpoint_minutes:
+                        resume_state = {**_generator_states(rng, dev), "seen": seen, "loss_sum": loss_sum,
+                                        "train_seconds": elapsed}
+                        if step + 1 < steps_per_epoch:
+                            pending = {"step": step + 1, "resume_state": resume_state, "buffers": _buffers(supernet)}
+                        else:  # no next step in this epoch to try it on; the epoch's scoring comes next
+                            save(epoch, step + 1, resume_state)
+            bar.close()
+            train_seconds = seconds_before + time.perf_counter() - t0
+            if cfg.reorder_channels and epoch + 1 < cfg.epochs:  # every process alike (same weights, same order)
+                supernet.reorder_channels(optimizer)
+            if parallel is not None:  # the loss and throughput of the whole run, not of this slice
+                loss_sum, seen = parallel.mean(loss_sum), seen * parallel.world_size
+            record = {"epoch": epoch + 1, "loss": round(loss_sum / steps_per_epoch, 4), "train_seconds": round(train_seconds, 1),
+                      "images_per_second": round(seen / train_seconds, 1), "precision": precision.name}
+            if parallel is not None:
+                record["workers"] = parallel.world_size
+            if not writer:
+                history.append(record)
+                if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+                    break
+                continue
+            record |= _epoch_scores(supernet, splits, cfg, task, largest, smallest)
             history.append(record)
+            save(epoch + 1, 0, None)
+            history_text = json.dumps(history, indent=2).encode()
+            write_atomically(run_dir / "history.json", lambda f: f.write(history_text))
+            print(f"epoch {epoch + 1}/{cfg.epochs}: " + ", ".join(f"{k} {v}" for k, v in record.items() if k != "epoch"),
+                  file=sys.stderr)
             if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
                 break
-            continue
-        record |= _epoch_scores(supernet, splits, cfg, task, largest, smallest)
-        history.append(record)
-        save(epoch + 1, 0, None)
-        history_text = json.dumps(history, indent=2).encode()
-        write_atomically(run_dir / "history.json", lambda f: f.write(history_text))
-        print(f"epoch {epoch + 1}/{cfg.epochs}: " + ", ".join(f"{k} {v}" for k, v in record.items() if k != "epoch"),
-              file=sys.stderr)
-        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
-            break
     return TrainResult(supernet.eval(), path, history)
 
 

@@ -109,8 +109,8 @@ def test_early_stopping_keeps_the_best_epoch(best, data, tmp_path, monkeypatch):
     scores = iter([None, 50.0, 40.0, 30.0, 20.0, 10.0])  # the first call scores the inherited net
     real = loop.evaluate
 
-    def fake(model, splits, task, res, *, limit=None, channels_last=True):
-        out = real(model, splits, task, res, limit=limit, channels_last=channels_last)
+    def fake(model, splits, task, res, *, limit=None, channels_last=True, precision=None):
+        out = real(model, splits, task, res, limit=limit, channels_last=channels_last, precision=precision)
         value = next(scores, None)
         if value is not None and limit is not None:
             out["val"] = {**out["val"], task.metric: value}

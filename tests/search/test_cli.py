@@ -23,8 +23,9 @@ def captured(monkeypatch):
 def test_smoke_shrinks_the_search_too(captured):
     assert main(["--device", "pixel_cpu", "--budget", "20ms", "--smoke"]) == 0
     cfg = captured[-1]
-    assert (cfg.trials, cfg.val_limit, cfg.calib_images) == (
-        SMOKE_SEARCH["trials"], SMOKE_SEARCH["val_limit"], SMOKE_SEARCH["calib_images"])
+    assert (cfg.trials, cfg.val_limit, cfg.calib_images, cfg.finetune_top, cfg.finetune_subset) == (
+        SMOKE_SEARCH["trials"], SMOKE_SEARCH["val_limit"], SMOKE_SEARCH["calib_images"], SMOKE_SEARCH["finetune_top"],
+        SMOKE_SEARCH["finetune_subset"])
     assert cfg.smoke
 
 
@@ -33,6 +34,9 @@ def test_explicit_flags_win_over_smoke_and_defaults_stay(captured):
     assert (captured[-1].trials, captured[-1].val_limit) == (3, None)
     assert main(["--device", "pixel_cpu", "--budget", "20ms"]) == 0
     assert (captured[-1].trials, captured[-1].val_limit, captured[-1].calib_images) == (60, 5000, 2000)
+    assert (captured[-1].finetune_top, captured[-1].finetune_epochs, captured[-1].finetune_subset) == (3, 1, None)
+    assert main(["--device", "pixel_cpu", "--budget", "20ms", "--smoke", "--finetune-top", "0"]) == 0
+    assert captured[-1].finetune_top == 0
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -40,6 +44,9 @@ def test_explicit_flags_win_over_smoke_and_defaults_stay(captured):
     (["--threads", "-1"], "threads (--threads): -1"),
     (["--val-limit", "-3"], "val_limit: -3"),
     (["--heartbeat-seconds", "0"], "heartbeat_seconds: 0.0"),
+    (["--finetune-top", "-2"], "finetune_top (--finetune-top): -2"),
+    (["--finetune-epochs", "0"], "finetune_epochs (--finetune-epochs): 0"),
+    (["--finetune-subset", "5"], "finetune_subset (--finetune-subset): 5"),
 ])
 def test_bad_flags_are_one_line_errors(captured, capsys, flags, message):
     assert main(["--device", "pixel_cpu", "--budget", "20ms", *flags]) == 2

@@ -31,7 +31,7 @@ def multi():
 def test_search_on_multi_label_data_optimises_map(tmp_path, tiny_space_file, fake_table, multi):
     cfg = SearchConfig(device=str(fake_table), budget="2.5ms", space=str(tiny_space_file), data="synthetic",
                        trials=5, run_dir=str(tmp_path / "run"), supernet=str(tmp_path / "supernet"), smoke=True,
-                       calib_images=64, val_limit=64, seed=0)
+                       calib_images=64, val_limit=64, seed=0, finetune_top=0)
     result = run_pipeline(cfg, progress=False, log=lambda _: None, splits=multi)
     on_disk = json.loads((tmp_path / "run" / "result.json").read_text())
     assert on_disk["task"]["name"] == "multi-label" and on_disk["task"]["metric"] == "mAP"

@@ -26,7 +26,7 @@ def _cfg(tmp_path, tiny_space_file, fake_table, **changes) -> SearchConfig:
     values = dict(
         device=str(fake_table), budget="2.5ms", space=str(tiny_space_file), data="synthetic",
         trials=6, run_dir=str(tmp_path / "run"), supernet=str(tmp_path / "supernet"), smoke=True,
-        calib_images=64, val_limit=64, seed=0,
+        calib_images=64, val_limit=64, seed=0, finetune_top=0,  # confirmation: tests/search/test_confirm.py
     )
     values.update(changes)
     return SearchConfig(**values)

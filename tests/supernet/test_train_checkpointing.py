@@ -132,7 +132,7 @@ def test_mid_epoch_checkpoint_is_not_taken_for_a_finished_supernet(monkeypatch, 
 
     space = supernet.space
     search_cfg = SimpleNamespace(supernet=str(tmp_path), smoke=False, epochs=None, space=cfg.space, loss="auto",
-                                 data=cfg.data, data_dir=None)
+                                 data=cfg.data, data_dir=None, precision="auto")
     inputs = SimpleNamespace(cfg=search_cfg, space=space, splits=synthetic)
     logs = []
     _, done, info = ensure_supernet(inputs, progress=False, log=logs.append)
