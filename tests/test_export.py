@@ -276,3 +276,27 @@ def test_export_refuses_to_replace_a_folder_with_other_files(exported, tmp_path)
     with pytest.raises(ValueError, match=r"study\.db"):
         export_network(exported.model, tmp_path / "run", arch=exported.arch)
     assert (tmp_path / "run" / "study.db").read_text() == "keep me"
+
+
+def test_onnx_check_scales_with_the_outputs_and_still_catches_a_wrong_export(exported, tmp_path, monkeypatch):
+    # a fresh, untrained network's feature maps reach the hundreds: float32 rounding alone then
+    # exceeds an absolute 1e-4, which must not fail the export ...
+    nas_export._check_diff(tmp_path / "m.onnx", 4e-3, 100.0, 1e-4)
+    with pytest.raises(nas_export.ExportError, match="m.onnx"):
+        nas_export._check_diff(tmp_path / "m.onnx", 2e-2, 100.0, 1e-4)
+    # ... and its logits may all be ~1e-5, where an absolute 1e-4 would let anything through
+    with pytest.raises(nas_export.ExportError):
+        nas_export._check_diff(tmp_path / "m.onnx", 9e-6, 1e-5, 1e-4)
+    with pytest.raises(nas_export.ExportError):
+        nas_export._check_diff(tmp_path / "m.onnx", float("inf"), 0.0, 1e-4)
+    # ... while an ONNX file that computes something else is still refused
+    real = nas_export.export_onnx
+    torch.manual_seed(1)
+    other = build_network(exported.model.spec).eval()  # same shapes, other weights
+
+    def swapped(model, path, example, **kw):
+        return real(other if kw.get("output_name", "logits") == "logits" else model, path, example, **kw)
+
+    monkeypatch.setattr(nas_export, "export_onnx", swapped)
+    with pytest.raises(nas_export.ExportError, match="model.onnx: ONNX Runtime differs"):
+        export_network(exported.model, tmp_path / "best", arch=exported.arch)

@@ -2,7 +2,7 @@
 
 ``auto`` picks what pays on the device: on CUDA bf16 autocast where the GPU supports it, else fp16
 autocast with a gradient scaler; on a CPU fp32. bf16 autocast on a CPU needs AVX-512-BF16 or AMX
-(otherwise it is emulated); on the 2-core EPYC VM that has both it made a supernet step at the 32 px
+(otherwise it is emulated); on the 2-core Xeon VM that has both it made a supernet step at the 32 px
 proxy slower than fp32, not faster (``benchmarks/PRECISION.md``), so ``auto`` leaves CPUs in fp32
 and ``bf16`` stays an explicit choice there (for large inputs). fp16 autocast is CUDA only.
 """
