@@ -253,7 +253,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("calibrate", help="estimate the pixel_cpu table from host keys + published Pixel-1 data")
     p.add_argument("--device", default="pixel_cpu")
     p.add_argument("--host-table", help="measured host table to transform (default: this machine's)")
-    p.add_argument("--reference", help="folder with the published data (default ../shared/reference)")
+    p.add_argument("--reference", help="folder with the published data (default: the copy shipped in nas/latency/reference)")
     p.add_argument("--out")
     p.add_argument("--report", help="write the calibration report (fit, hold-out errors) as JSON here")
     p.set_defaults(func=cmd_calibrate)

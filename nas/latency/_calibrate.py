@@ -7,7 +7,7 @@ No phone is at hand, so each key's Pixel-1 latency is predicted from what we kno
 with features ``host_ms`` (the layer's measured ONNX Runtime time here, net of the per-call
 overhead), dense and depthwise multiply-adds, squeeze-excitation work, elements written, h-swish
 elements, and a per-layer constant. ``theta`` is fitted by non-negative least squares on relative
-error to two kinds of published data (``../shared/reference``):
+error to two kinds of published data (``nas/latency/reference/``, with their sources):
 
 * the ProxylessNAS per-block Pixel-1 table (72 layers at 224 px: kernels 3/5/7, expansions 3/6,
   ReLU6, no SE) - each row is one layer;
@@ -79,8 +79,8 @@ _CSV_MODELS = {"mnv2": "mobilenetv2", "mnasnet_a1": "mnasnet_a1", "mnv3_large": 
 
 
 def default_reference_dir() -> Path:
-    """``<repo>/../shared/reference`` (read-only published data beside the repository)."""
-    return Path(__file__).resolve().parents[3] / "shared" / "reference"
+    """``nas/latency/reference/``: the published data, shipped with the package (see its README)."""
+    return Path(__file__).resolve().parent / "reference"
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,8 @@ def load_observations(ref_dir: str | Path) -> list[Observation]:
     lut_path, csv_path = ref_dir / _LUT_FILE, ref_dir / _CSV_FILE
     for p in (lut_path, csv_path):
         if not p.is_file():
-            raise FileNotFoundError(f"published reference data not found: {p} (expected in ../shared/reference)")
+            raise FileNotFoundError(f"published reference data not found: {p} (the package ships it in "
+                                    f"{default_reference_dir()})")
     obs: list[Observation] = []
     lut_layers = layers_of(proxyless_lut_specs())
     lut = load_yaml_file(lut_path)  # ConfigError naming the file when it is not clean YAML

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 
-from nas.latency._calibrate import _lut_key, default_reference_dir, layer_features, load_observations, nnls
+from nas.latency import LatencyTable
+from nas.latency._calibrate import (_lut_key, calibrate_pixel, default_reference_dir, layer_features,
+                                    load_observations, nnls)
 from nas.latency._coverage import layers_of, proxyless_lut_specs
 from nas.shapes import LayerSpec
 
 REF = default_reference_dir()
-needs_reference = pytest.mark.skipif(
-    not (REF / "pixel1_published_latency.csv").is_file(),
-    reason=f"published reference data not found in {REF} (the shared/ folder beside the repository)",
-)
+TABLES = __import__("pathlib").Path(__file__).resolve().parents[2] / "latency_tables"
 
 
 def test_nnls_matches_an_exact_non_negative_solution():
@@ -49,7 +50,6 @@ def test_features_of_a_block():
     assert f["hswish_melems"] == pytest.approx(2 * 64 * 64 / 1e6)
 
 
-@needs_reference
 def test_published_rows_are_read_with_their_precision():
     obs = load_observations(REF)
     lut = [o for o in obs if o.kind == "layer"]
@@ -59,7 +59,6 @@ def test_published_rows_are_read_with_their_precision():
     assert quant == {"mnv3_large_1.0@224/uint8", "mnv3_small_1.0@224/uint8", "mnv3_large_minimalistic_1.0@224/uint8"}
 
 
-@needs_reference
 def test_calibration_beats_a_global_scale_on_synthetic_phone_data(header_factory):
     """A fake 'phone' whose cost is a known mix of features: the fit must recover it on held-out
     rows far better than one scale factor. Uses a synthetic host table (no measuring)."""
@@ -75,3 +74,28 @@ def test_calibration_beats_a_global_scale_on_synthetic_phone_data(header_factory
     assert held and all(o.precision == "float" for o in fit + held)
     report = _evaluate(fit, held, host)
     assert report["calibrated"]["median_abs_error_pct"] < report["global_scale"]["median_abs_error_pct"]
+
+
+def test_the_published_data_ships_with_the_package_as_the_shipped_estimate_recorded_it():
+    assert REF.parent.name == "latency" and (REF / "README.md").is_file()
+    recorded = LatencyTable.read(TABLES / "pixel_cpu.json").header.calibration["reference"]
+    assert set(recorded) == {"pixel1_proxylessnas_block_lut.yaml", "pixel1_published_latency.csv"}
+    for name, digest in recorded.items():
+        assert hashlib.sha256((REF / name).read_bytes()).hexdigest()[:16] == digest, name
+
+
+def test_the_shipped_pixel_cpu_estimate_is_rebuilt_from_the_repository(tmp_path):
+    shipped = LatencyTable.read(TABLES / "pixel_cpu.json")
+    cal = shipped.header.calibration
+    host = LatencyTable.read(TABLES / f"{cal['source_table']['device']}.json")
+    table, report = calibrate_pixel(REF, host=host, device="pixel_cpu")
+    assert table.header.calibration["theta"] == pytest.approx(cal["theta"], rel=1e-6, abs=1e-9)
+    table.save(tmp_path / "pixel_cpu.json")  # the values as the file rounds them
+    rebuilt = LatencyTable.read(tmp_path / "pixel_cpu.json")
+    assert rebuilt.entries == shipped.entries
+    assert report["holdout"]["calibrated"]["median_abs_error_pct"] == cal["holdout"]["calibrated"]["median_abs_error_pct"]
+
+
+def test_missing_reference_data_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="pixel1_proxylessnas_block_lut.yaml"):
+        load_observations(tmp_path)
