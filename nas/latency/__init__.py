@@ -27,6 +27,7 @@ from nas.latency._table import (
     table_path,
 )
 from nas.latency._modules import onnx_bytes
+from nas.latency._probe import PROBE_TOLERANCE_PCT, ProbeReport, probe_applies, probe_table
 from nas.latency._validate import settings_of, validate_table
 
 __all__ = [
@@ -39,6 +40,8 @@ __all__ = [
     "LatencyTableError",
     "MeasureSettings",
     "MissingKeyError",
+    "PROBE_TOLERANCE_PCT",
+    "ProbeReport",
     "SpaceRef",
     "TableHeader",
     "Timer",
@@ -51,6 +54,8 @@ __all__ = [
     "min_latency",
     "parse_budget",
     "predict_latency",
+    "probe_applies",
+    "probe_table",
     "resolve_device",
     "onnx_bytes",
     "settings_of",

@@ -80,6 +80,7 @@ class SearchConfig:
     finetune_lr: float = 0.01
     finetune_subset: int | None = None
     precision: str = "auto"
+    latency_probe: bool = True
 
     def __post_init__(self) -> None:
         problems = []
@@ -173,6 +174,7 @@ class SearchInputs:
     study_name: str
     task: Task
     notes: list[str] = field(default_factory=list)
+    latency_probe: dict[str, Any] | None = None  # the host table's start-up probe (nas.latency.probe_table)
 
 
 def prepare(cfg: SearchConfig, *, splits: DataSplits | None = None) -> SearchInputs:

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from nas.cost import network_cost
 from nas.data import DataSplits
 from nas.evaluate import calibration_batches, checkpoint_task, describe_resolution, eval_resolution, evaluate_arch
-from nas.latency import Timer, host_device_name, settings_of
+from nas.latency import Timer, host_device_name, probe_applies, probe_table, settings_of
 from nas.search._plots import write_pareto_plots
 from nas.search._report import write_report, write_result
 from nas.search._inputs import SearchConfig, SearchInputs, prepare, supernet_dir
@@ -161,6 +161,7 @@ def finalize(
             "runtime_version": table.header.runtime_version,
             "threads": table.header.intra_op_threads,
             "cpu": table.header.cpu,
+            "probe": inputs.latency_probe,
         },
         "data": {"name": splits.name, "source": splits.source, "description": splits.describe(),
                  "num_classes": splits.num_classes},
@@ -282,6 +283,10 @@ def run_pipeline(
     log(f"device {table.device}: {table.header.method} table ({table.header.description}); "
         f"budget {inputs.budget_ms:g} ms; fastest member {inputs.floor_ms:.2f} ms")
     log(f"data: {inputs.splits.describe()}")
+    if cfg.latency_probe and probe_applies(table, cfg.device):
+        probe = probe_table(table, inputs.space, num_classes=inputs.splits.num_classes, fastest=inputs.fastest)
+        log(probe.summary())
+        inputs.latency_probe = probe.to_dict()
     log(f"run dir: {inputs.run_dir}; study {inputs.study_name!r} in {inputs.storage}")
     supernet, ckpt, info = ensure_supernet(inputs, progress=progress, log=log)
     how, sides = describe_resolution(ckpt)

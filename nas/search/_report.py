@@ -85,6 +85,7 @@ def write_report(run_dir: Path, result: dict[str, Any]) -> Path:
            if result["table"]["method"] == "estimated" else ", measured with ONNX Runtime")
         + f"; {result['table']['runtime']} {result['table']['runtime_version']}, "
         f"{result['table']['threads']} thread(s)).",
+        *_probe_lines(result["table"].get("probe")),
         f"- Data: {result['data']['description']}.",
         f"- Task: {task['name']} (loss: {_loss_text(task['loss'])}); the search "
         f"objective is **{task['metric']}** on the validation split at the **training resolution**: "
@@ -135,3 +136,14 @@ def write_report(run_dir: Path, result: dict[str, Any]) -> Path:
     path = run_dir / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _probe_lines(probe: dict | None) -> list[str]:
+    """The host table's start-up probe, when there was one."""
+    if not probe:
+        return []
+    m = probe["metrics"]
+    verdict = ("within" if probe["ok"] else "**beyond**") + f" the {probe['tolerance_pct']:g}% tolerance"
+    return [f"- Latency probe: {len(probe['networks'])} whole networks timed on this machine before the search; the "
+            f"table is off by {m['median_abs_error_pct']:.1f}% (median |error|, {m['mean_signed_error_pct']:+.1f}% "
+            f"mean signed), {verdict}" + ("." if probe["ok"] else ": budgets mean other times on this machine.")]

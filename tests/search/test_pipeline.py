@@ -249,3 +249,45 @@ def test_search_end_to_end_on_uib_conv_and_mixed_stages(tmp_path, splits):
     kinds = {kind_of_arch(b).name for t in study.get_trials(states=(TrialState.COMPLETE,))
              for b in Arch.from_string(t.user_attrs["arch"]).stages[2]}
     assert kinds <= {"bneck", "uib"} and kinds
+
+
+def test_a_host_table_is_probed_before_training_and_the_probe_is_reported(tmp_path, tiny_space_file, tiny_space,
+                                                                          splits, monkeypatch):
+    from dataclasses import replace
+
+    import nas.search._pipeline as pipeline
+    from nas.latency import LatencyTable, host_device_name
+    from nas.search._report import _probe_lines
+    from tests.search.conftest import write_fake_table
+
+    fake = LatencyTable.read(write_fake_table(tiny_space, tmp_path / "fake.json"))
+    # a "measured" table named after this machine, whose numbers are not this machine's
+    mine = LatencyTable(replace(fake.header, method="measured", device=host_device_name(), canary_ms=0.0),
+                        fake.entries)
+    mine.save(tmp_path / "mine.json")
+
+    class Stop(Exception):
+        pass
+
+    def stop(*a, **k):
+        raise Stop
+
+    monkeypatch.setattr(pipeline, "ensure_supernet", stop)
+    logs: list[str] = []
+    with pytest.raises(Stop):
+        run_pipeline(_cfg(tmp_path, tiny_space_file, tmp_path / "mine.json"), progress=False, log=logs.append,
+                     splits=splits)
+    warning = [line for line in logs if line.startswith("WARNING: latency probe")]
+    assert len(warning) == 1 and "nas.latency build --device host" in warning[0]
+
+    logs.clear()
+    with pytest.raises(Stop):
+        run_pipeline(_cfg(tmp_path, tiny_space_file, tmp_path / "mine.json", latency_probe=False), progress=False,
+                     log=logs.append, splits=splits)
+    assert not any("latency probe" in line for line in logs)
+
+    probe = {"networks": [{}] * 4, "ok": False, "tolerance_pct": 10.0,
+             "metrics": {"median_abs_error_pct": 25.3, "mean_signed_error_pct": -25.2}}
+    (line,) = _probe_lines(probe)
+    assert "25.3%" in line and "**beyond**" in line
+    assert _probe_lines(None) == []
