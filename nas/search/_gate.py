@@ -19,7 +19,10 @@ its own number).
 
 A claimed trial of a killed process keeps its slot until its heartbeat goes stale
 (:func:`heartbeat_storage`); :meth:`TrialGate.fail_stale` then fails it and Optuna re-enqueues its
-arch, which a later trial scores.
+arch, which a later trial scores. A process killed between asking for a trial and its first
+heartbeat (a few milliseconds) leaves a RUNNING trial that Optuna's stale check never sees, since
+it only looks at trials with a heartbeat; :meth:`TrialGate.fail_stale` fails those too once they
+are older than the grace period.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -180,6 +184,28 @@ def _fast_sqlite(storage: optuna.storages.RDBStorage) -> None:
     storage.engine.dispose()  # connections made while Optuna created its tables reconnect with it
 
 
+def beatless_trial_ids(storage: optuna.storages.RDBStorage, study_id: int) -> list[int]:
+    """RUNNING trials of a study that never recorded a heartbeat and started longer than the
+    storage's grace period ago: their process died between ``ask`` and :class:`Heartbeat`.
+
+    Reads Optuna's heartbeat table directly (its public API has no "has this trial beaten?").
+    Start times are Optuna's (the asking process's local clock), compared with this process's.
+    """
+    import sqlalchemy.orm
+    from optuna.storages._rdb import models
+
+    grace = storage.grace_period or 2 * (storage.get_heartbeat_interval() or DEFAULT_HEARTBEAT_SECONDS)
+    cutoff = datetime.now() - timedelta(seconds=grace)
+    with sqlalchemy.orm.Session(storage.engine) as session:
+        beaten = session.query(models.TrialHeartbeatModel.trial_id)
+        rows = (session.query(models.TrialModel)
+                .filter(models.TrialModel.study_id == study_id)
+                .filter(models.TrialModel.state == TrialState.RUNNING)
+                .filter(models.TrialModel.trial_id.not_in(beaten))
+                .all())
+        return [t.trial_id for t in rows if t.datetime_start is not None and t.datetime_start < cutoff]
+
+
 class Heartbeat:
     """Records heartbeats of one running trial in a thread until :meth:`stop`."""
 
@@ -284,10 +310,19 @@ class TrialGate:
             return Admission("score")
 
     def fail_stale(self) -> None:
-        """Fail trials whose process stopped beating (their arch is re-enqueued once)."""
+        """Fail trials whose process stopped beating, or never beat (their arch is re-enqueued once)."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(self.study)
+            callback = self.storage.get_heartbeat_stale_trial_callback()
+        for trial_id in beatless_trial_ids(self.storage, self._study_id):
+            try:
+                if not self.storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:  # another process failed it first
+                continue
+            if callback is not None:
+                callback(self.study, self.storage.get_trial(trial_id))
 
     def wait_for_slot(self, trial: optuna.Trial, *, poll_seconds: float = 1.0) -> Admission:
         """Re-admit ``trial`` until it gets a slot, turns out a duplicate, or the target is reached

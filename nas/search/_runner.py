@@ -226,6 +226,7 @@ def run_study(
                 if not told:
                     study.tell(trial, state=TrialState.FAIL)
                 raise
+        gate.fail_stale()  # a trial a killed process left RUNNING before its first beat is not left behind
     finally:
         if bar is not None:
             bar.close()
