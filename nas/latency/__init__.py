@@ -27,7 +27,7 @@ from nas.latency._table import (
     table_path,
 )
 from nas.latency._modules import onnx_bytes
-from nas.latency._probe import PROBE_TOLERANCE_PCT, ProbeReport, probe_applies, probe_table
+from nas.latency._probe import PROBE_TOLERANCE_PCT, ProbeReport, of_this_machine, probe_applies, probe_table
 from nas.latency._validate import settings_of, validate_table
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "host_device_name",
     "load_table",
     "min_latency",
+    "of_this_machine",
     "parse_budget",
     "predict_latency",
     "probe_applies",

@@ -1,4 +1,4 @@
-"""``python -m nas.latency``: build, predict, validate, calibrate, bundle, import, list.
+"""``python -m nas.latency``: build, predict, validate, probe, calibrate, bundle, import, list.
 
 Examples::
 
@@ -8,6 +8,9 @@ Examples::
     python -m nas.latency predict --device host --arch random:3 --space mobilenetv3_large --json
     python -m nas.latency validate --device host --samples 60
     python -m nas.latency calibrate --device pixel_cpu --host-table latency_tables/HOST.json
+    python -m nas.latency probe --space mobilenetv3_large --networks 40 --out probe.tar
+    python -m nas.latency calibrate --base-table intel_xeon_avx512_2c --measurements probe/results.json --name my_board
+    python -m nas.latency calibrate --base-table intel_xeon_avx512_2c --here --name this_vm
     python -m nas.latency bundle --device my_phone --out bundle_dir
     python -m nas.latency import bundle_dir --device my_phone
     python -m nas.latency list
@@ -150,7 +153,46 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    from nas.latency._probe_bundle import write_probe
+    from nas.space import load_space
+
+    space = load_space(args.space or DEFAULT_SPACE)
+    manifest = write_probe(args.out, space=space, networks=args.networks, num_classes=args.num_classes,
+                           seed=args.seed, settings=_settings(args), chunk_size=args.chunk_size,
+                           progress=not args.quiet)  # fmt: skip
+    size = Path(args.out).stat().st_size / 1e6
+    folder = Path(args.out).name.split(".tar")[0].removesuffix(".tgz")
+    print(f"wrote {args.out}: {len(manifest['models'])} networks of {space.name}, {size:.1f} MB "
+          f"(probe {manifest['probe']['id']}); on the device:\n"
+          f"  tar xf {Path(args.out).name} && cd {folder} && python3 run_bundle.py   (needs numpy, onnxruntime)\n"
+          f"then here:\n  python -m nas.latency calibrate --base-table TABLE --measurements {folder}/results.json "
+          f"--name NEW_DEVICE")
+    return 0
+
+
+def _measure_probe_here(args: argparse.Namespace, tmp: Path) -> Path:
+    """``calibrate --here``: write a probe, time it on this machine, return its results.json."""
+    from nas.latency._probe_bundle import write_probe
+    from nas.latency._runner import run_bundle
+    from nas.space import load_space
+
+    space = load_space(args.space[0] if args.space else DEFAULT_SPACE)
+    write_probe(tmp / "probe.tar", space=space, networks=args.networks, num_classes=args.num_classes,
+                seed=args.seed, settings=_settings(args), progress=not args.quiet)  # fmt: skip
+    import tarfile
+
+    with tarfile.open(tmp / "probe.tar") as tar:
+        tar.extractall(tmp, filter="data")
+    return Path(run_bundle(str(tmp / "probe"), progress=not args.quiet))
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    if args.measurements or args.here:
+        return _calibrate_fewshot(args)
+    if args.base_table or args.name:
+        raise ValueError("--base-table and --name calibrate from measured networks: give --measurements "
+                         "(a probe's results.json or a validate --report) or --here")
     from nas.latency._calibrate import calibrate_pixel, default_reference_dir
 
     ref = Path(args.reference) if args.reference else default_reference_dir()
@@ -162,6 +204,46 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         Path(args.report).write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report["holdout"], indent=1))
     print(f"wrote {path} ({len(table)} keys, estimated)")
+    return 0
+
+
+def _calibrate_fewshot(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from nas.latency._fewshot import calibrate_table, read_measurements, write_report
+    from nas.latency._predict import load_table
+    from nas.latency._probe_bundle import read_probe_manifest
+    from nas.space import load_space
+
+    if not args.base_table or not args.name:
+        raise ValueError("calibrate --measurements/--here needs --base-table (the table to map) and --name (the "
+                         "new table's device name)")
+    if args.measurements and args.here:
+        raise ValueError("give either --measurements (networks timed elsewhere) or --here (time them now), not both")
+    from nas.latency._table import check_device_name
+
+    check_device_name(args.name)  # before any measuring
+    base = load_table(args.base_table, tables_dir=args.tables_dir)
+    spaces = [load_space(s) for s in (args.space or [])]
+    path = Path(args.out) if args.out else table_path(args.name, args.tables_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.here:
+            results = _measure_probe_here(args, Path(tmp))
+            meas = read_measurements(results)
+        else:
+            probe = read_probe_manifest(args.probe) if args.probe else None
+            meas = read_measurements(args.measurements, probe=probe)
+    table, fit = calibrate_table(base, meas, name=args.name, model=args.model, spaces=spaces,
+                                 description=args.description or "")
+    table.save(path)
+    if args.report:
+        write_report(args.report, fit, meas)
+    cv, b = fit.cv, fit.base_cv
+    print(f"model {fit.model} on {fit.networks} networks: leave-one-out median |error| {cv['median_abs_error_pct']:.1f}%, "
+          f"{100 * cv['within_10pct']:.0f}% within +-10% (the base table {base.device} as it is: "
+          f"{b['median_abs_error_pct']:.1f}%, {100 * b['within_10pct']:.0f}%)")
+    print("coefficients: " + ", ".join(f"{k} {v:.4g}" for k, v in fit.coefficients().items()))
+    print(f"wrote {path} ({len(table)} keys, calibrated); search with --device {args.name}")
     return 0
 
 
@@ -250,12 +332,41 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("calibrate", help="estimate the pixel_cpu table from host keys + published Pixel-1 data")
-    p.add_argument("--device", default="pixel_cpu")
-    p.add_argument("--host-table", help="measured host table to transform (default: this machine's)")
-    p.add_argument("--reference", help="folder with the published data (default: the copy shipped in nas/latency/reference)")
-    p.add_argument("--out")
-    p.add_argument("--report", help="write the calibration report (fit, hold-out errors) as JSON here")
+    p = sub.add_parser("probe", help="write N whole networks of a space + the runner, to measure on a new device")
+    p.add_argument("--space", help=f"space name or YAML (default {DEFAULT_SPACE})")
+    p.add_argument("--networks", type=int_arg(2), default=40, help="networks in the probe (default 40)")
+    p.add_argument("--out", required=True, help="the probe archive: probe.tar (or .tar.gz)")
+    p.add_argument("--num-classes", type=int_arg(1), default=1000, help="classifier width of the networks")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--chunk-size", type=int_arg(1), default=10, help="networks timed interleaved on the device")
+    p.add_argument("--quiet", action="store_true")
+    _add_protocol(p)
+    p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("calibrate", help="a table for a new device from N measured networks (few-shot), or the "
+                                         "pixel_cpu estimate from published Pixel-1 data")
+    g = p.add_argument_group("few-shot: an existing table mapped onto the device that measured a probe")
+    g.add_argument("--base-table", help="the table to map (a device name, 'host', or a table file)")
+    g.add_argument("--measurements", help="a probe's results.json (or its folder), or a validate --report of the "
+                                          "base table (a residual correction)")
+    g.add_argument("--here", action="store_true", help="write a probe and time it on this machine now (~1 min)")
+    g.add_argument("--probe", help="the probe archive the measurements must come from (checked)")
+    g.add_argument("--name", help="device name of the new table (written to latency_tables/NAME.json)")
+    g.add_argument("--model", choices=("auto", "scale", "affine", "per-op"), default="auto",
+                   help="auto (default): the lowest leave-one-out error among the models the networks allow")
+    g.add_argument("--space", action="append", help="YAML of a custom space the base table or probe uses")
+    g.add_argument("--networks", type=int_arg(2), default=40, help="--here: networks to time (default 40)")
+    g.add_argument("--num-classes", type=int_arg(1), default=1000, help="--here: classifier width")
+    g.add_argument("--seed", type=int, default=0, help="--here: probe seed")
+    g.add_argument("--description")
+    g.add_argument("--quiet", action="store_true")
+    _add_protocol(p)
+    g = p.add_argument_group("pixel_cpu: host keys + published Pixel-1 data")
+    g.add_argument("--device", default="pixel_cpu")
+    g.add_argument("--host-table", help="measured host table to transform (default: this machine's)")
+    g.add_argument("--reference", help="folder with the published data (default: the copy shipped in nas/latency/reference)")
+    p.add_argument("--out", help="write the table here instead of latency_tables/NAME.json")
+    p.add_argument("--report", help="write the fit report (coefficients, cross-validated errors) as JSON here")
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("bundle", help="write ONNX models + a standalone runner to measure on a target device")

@@ -18,7 +18,6 @@ Protocol (recorded in every table header):
 from __future__ import annotations
 
 import os
-import platform
 import re
 import sys
 import time
@@ -26,7 +25,7 @@ from collections.abc import Callable, Sequence
 
 
 from nas.latency._modules import canary_layer, layer_module, onnx_bytes, overhead_module
-from nas.latency._runner import GRAPH_LEVELS, ChunkTimer, MeasureSettings, Timing, make_session
+from nas.latency._runner import GRAPH_LEVELS, ChunkTimer, MeasureSettings, Timing, cpu_model, make_session
 from nas.netspec import NetworkSpec
 from nas.nn import build_network
 
@@ -91,27 +90,6 @@ def measure_networks(
             out.extend(timer.time_models(models))
             bar.update(len(models))
     return out
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name (``/proc/cpuinfo`` on Linux), with core count and vector ISA."""
-    name = ""
-    flags: set[str] = set()
-    try:
-        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key in ("model name", "Hardware", "Processor") and not name:
-                name = value.strip()
-            elif key in ("flags", "Features") and not flags:
-                flags = set(value.split())
-    except OSError:
-        pass
-    name = name or platform.processor() or platform.machine() or "unknown-cpu"
-    isa = next((f for f in ("avx512f", "avx2", "avx", "asimd", "neon") if f in flags), "")
-    isa = {"avx512f": "avx512", "asimd": "neon"}.get(isa, isa)
-    cores = os.cpu_count() or 1
-    return f"{name}, {cores} cores" + (f", {isa}" if isa else "")
 
 
 def host_device_name() -> str:

@@ -24,7 +24,7 @@ from nas.latency._validate import error_metrics, settings_of
 from nas.shapes import walk
 from nas.space import Arch, SearchSpace
 
-__all__ = ["PROBE_TOLERANCE_PCT", "ProbeReport", "probe_applies", "probe_table"]
+__all__ = ["PROBE_TOLERANCE_PCT", "ProbeReport", "of_this_machine", "probe_applies", "probe_table"]
 
 #: Warn when the probe's median |error| exceeds this (a measured table validates at ~2-5% here).
 PROBE_TOLERANCE_PCT = 10.0
@@ -68,19 +68,29 @@ class ProbeReport:
             other = ("the same CPU model, but another machine or VM" if self.table_cpu == self.this_cpu
                      else f"measured on {self.table_cpu!r}, this is {self.this_cpu!r}")
             cause = f"The table is not this machine's ({other}), so a budget means another time here:"
-        build = (f"python -m nas.latency build --device host --space {self.space} --num-classes {self.num_classes} "
-                 "--out here.json")
-        return (f"WARNING: {head}: it predicts {how} than this machine takes. {cause} measure this machine's "
-                f"table with `{build}` (a few minutes) and search with --device here.json "
-                "(`python -m nas.latency validate --device here.json` checks it)")
+        calibrate = (f"python -m nas.latency calibrate --base-table {self.device} --here --space {self.space} "
+                     f"--num-classes {self.num_classes} --name this_machine")
+        build = f"python -m nas.latency build --device host --space {self.space} --num-classes {self.num_classes}"
+        return (f"WARNING: {head}: it predicts {how} than this machine takes. {cause} recalibrate the table from "
+                f"40 networks timed here with `{calibrate}` (about a minute) and search with --device this_machine, "
+                f"or measure this machine's own table with `{build}` (longer)")
+
+
+def of_this_machine(table: LatencyTable) -> bool:
+    """Whether a table claims to be this machine's: measured or calibrated, with this machine's
+    name or CPU (such a table can be checked, and its networks timed, here)."""
+    if table.header.method not in ("measured", "calibrated"):
+        return False
+    return table.device == host_device_name() or table.header.cpu == cpu_model()
 
 
 def probe_applies(table: LatencyTable, device_arg: str) -> bool:
-    """The probe checks tables that claim to be this machine: ``--device host``, or a measured
-    table carrying this machine's name. Tables of other devices cannot be checked here."""
-    if table.header.method != "measured":
+    """The probe checks tables that claim to be this machine: ``--device host``, or a measured or
+    calibrated table carrying this machine's name or CPU. Tables of other devices cannot be checked
+    here."""
+    if table.header.method not in ("measured", "calibrated"):
         return False
-    return device_arg == "host" or table.device == host_device_name()
+    return device_arg == "host" or of_this_machine(table)
 
 
 def _probe_archs(space: SearchSpace, fastest: Arch | None, count: int, seed: int) -> list[tuple[str, Arch]]:

@@ -191,18 +191,39 @@ class ChunkTimer:
         return best[2:]
 
 
-def device_info():
-    """What the runner can learn about the machine it runs on."""
-    cpu = ""
+def _cpuinfo():
+    """``(model name, flags)`` from ``/proc/cpuinfo`` (empty where there is none)."""
+    name, flags = "", set()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
                 key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Hardware") and not cpu:
-                    cpu = value.strip()
+                key = key.strip()
+                if key in ("model name", "Hardware", "Processor") and not name:
+                    name = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = set(value.split())
     except OSError:
         pass
+    return name, flags
+
+
+def cpu_model():
+    """The CPU's marketing name (``/proc/cpuinfo`` on Linux), with core count and vector ISA: the
+    ``cpu`` of a table header, so a table can tell whether it is on the machine that measured it."""
+    name, flags = _cpuinfo()
+    name = name or platform.processor() or platform.machine() or "unknown-cpu"
+    isa = next((f for f in ("avx512f", "avx2", "avx", "asimd", "neon") if f in flags), "")
+    isa = {"avx512f": "avx512", "asimd": "neon"}.get(isa, isa)
+    cores = os.cpu_count() or 1
+    return f"{name}, {cores} cores" + (f", {isa}" if isa else "")
+
+
+def device_info():
+    """What the runner can learn about the machine it runs on."""
+    cpu = _cpuinfo()[0]
     return {
+        "cpu_model": cpu_model(),
         "cpu": cpu or platform.processor() or platform.machine(),
         "cores": os.cpu_count(),
         "machine": platform.machine(),
@@ -213,6 +234,33 @@ def device_info():
 
 
 # -- bundle runner -----------------------------------------------------------------------------------
+def materialise_weights(bundle, entry):
+    """Write the weights of a model shipped without them (a probe bundle's whole networks).
+
+    Such a model keeps its float tensors in an external data file that is not in the bundle; its
+    manifest entry lists them (``weights``: file, total bytes, seed, and one ``[bytes, std]`` per
+    tensor, in file order). Latency does not depend on the values, so each tensor gets normal
+    noise of the trained-from-scratch weights' scale; the file is regenerated the same way from
+    its seed. Returns its path, or ``None`` for a model that carries its weights.
+    """
+    w = entry.get("weights")
+    if not w:
+        return None
+    path = os.path.join(bundle, w["file"])
+    if os.path.exists(path) and os.path.getsize(path) == w["bytes"]:
+        return path
+    rng = np.random.default_rng(w["seed"])
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        for nbytes, std in w["tensors"]:
+            f.write((rng.standard_normal(nbytes // 4) * std).astype(np.float32).tobytes())
+    if os.path.getsize(tmp) != w["bytes"]:
+        os.remove(tmp)
+        raise ValueError(f"{entry['file']}: the weights listed in the manifest do not add up to {w['bytes']} bytes")
+    os.replace(tmp, path)
+    return path
+
+
 def _write_json(path, data):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -220,7 +268,7 @@ def _write_json(path, data):
     os.replace(tmp, path)
 
 
-def run_bundle(bundle, settings=None, chunk_size=32, progress=True, sleep=time.sleep):
+def run_bundle(bundle, settings=None, chunk_size=None, progress=True, sleep=time.sleep):
     """Time every model listed in ``bundle/manifest.json`` and write ``bundle/results.json``."""
     with open(os.path.join(bundle, "manifest.json")) as f:
         manifest = json.load(f)
@@ -238,11 +286,17 @@ def run_bundle(bundle, settings=None, chunk_size=32, progress=True, sleep=time.s
     todo = [m for m in models if m["key"] not in results]
 
     def load(entry):
-        return make_session(os.path.join(bundle, entry["file"]), settings), tuple(entry["input_shape"])
+        weights = materialise_weights(bundle, entry)
+        try:
+            return make_session(os.path.join(bundle, entry["file"]), settings), tuple(entry["input_shape"])
+        finally:
+            if weights is not None:  # read into the session; regenerated if needed again
+                os.remove(weights)
 
     timer = ChunkTimer(load(manifest["canary"]), load(manifest["overhead"]), settings, sleep=sleep)
     info = device_info()
     start = time.time()
+    chunk_size = chunk_size or manifest.get("chunk_size", 32)
     for i in range(0, len(todo), chunk_size):
         chunk = todo[i : i + chunk_size]
         timings = timer.time_sessions([load(m) for m in chunk])
@@ -259,11 +313,13 @@ def run_bundle(bundle, settings=None, chunk_size=32, progress=True, sleep=time.s
             "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat(),
             "complete": len(results) == len(models),
             "results": results,
+            **({"probe": manifest["probe"]} if "probe" in manifest else {}),
         })  # fmt: skip
         if progress:
             done = len(models) - len(todo) + i + len(chunk)
             rate = (i + len(chunk)) / max(time.time() - start, 1e-9)
-            print(f"\r{done}/{len(models)} keys  {rate:.1f} keys/s", end="", file=sys.stderr, flush=True)
+            unit = "networks" if "probe" in manifest else "keys"
+            print(f"\r{done}/{len(models)} {unit}  {rate:.2f} {unit}/s", end="", file=sys.stderr, flush=True)
     if progress:
         print(file=sys.stderr)
     return out_path
@@ -273,7 +329,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Time the models of a latency bundle with ONNX Runtime.")
     parser.add_argument("--bundle", default=os.path.dirname(os.path.abspath(__file__)), help="bundle folder")
     parser.add_argument("--threads", type=int, help="intra-op threads (default: the bundle's, usually 1)")
-    parser.add_argument("--chunk-size", type=int, default=32)
+    parser.add_argument("--chunk-size", type=int, help="models timed interleaved (default: the bundle's, or 32)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     with open(os.path.join(args.bundle, "manifest.json")) as f:

@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 FORMAT = "nas-latency-table/1"
-METHODS = ("measured", "estimated")
+METHODS = ("measured", "estimated", "calibrated")
 
 #: Tables shipped with the project (``latency_tables/`` at the repository root).
 TABLES_DIR = Path(__file__).resolve().parents[2] / "latency_tables"

@@ -19,10 +19,16 @@ from nas.latency._table import LatencyTable, LatencyTableError
 from nas.shapes import walk
 from nas.space import SearchSpace
 
+
+def ort_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__
+
 #: Warn when the canary is this much slower than when the table was built.
 TOLERANCE_WARN = 0.08
 
-__all__ = ["ValidationReport", "error_metrics", "validate_table", "settings_of"]
+__all__ = ["VALIDATION_FORMAT", "ValidationReport", "error_metrics", "validate_table", "settings_of"]
 
 
 def error_metrics(predicted: list[float], measured: list[float]) -> dict[str, float]:
@@ -51,6 +57,10 @@ def error_metrics(predicted: list[float], measured: list[float]) -> dict[str, fl
     }
 
 
+#: ``format`` of a report file (``calibrate --measurements`` reads it back).
+VALIDATION_FORMAT = "nas-latency-validation/1"
+
+
 @dataclass(frozen=True)
 class ValidationReport:
     device: str
@@ -62,9 +72,12 @@ class ValidationReport:
     overhead_ms: float
     metrics: dict
     subnets: tuple[dict, ...]
+    space_digest: str = ""
+    cpu: str = ""
+    runtime_version: str = ""
 
     def to_dict(self) -> dict:
-        return asdict(self) | {"subnets": list(self.subnets)}
+        return {"format": VALIDATION_FORMAT} | asdict(self) | {"subnets": list(self.subnets)}
 
     def summary(self) -> str:
         m = self.metrics
@@ -90,10 +103,10 @@ class ValidationReport:
 def settings_of(table: LatencyTable) -> MeasureSettings:
     """The protocol a measured table was built with (validate must time networks the same way)."""
     h = table.header
-    if h.method != "measured":
+    if h.method not in ("measured", "calibrated"):
         raise LatencyTableError(
             f"table {h.device!r} is {h.method}, not measured on this machine; validate compares a "
-            f"table with end-to-end measurements here, so it needs a table built here "
+            f"table with end-to-end measurements here, so it needs a table built (or calibrated) here "
             f"(python -m nas.latency build --device host)"
         )
     return MeasureSettings(
@@ -165,4 +178,7 @@ def validate_table(
         overhead_ms=table.header.overhead_ms,
         metrics=error_metrics(predicted, measured),
         subnets=subnets,
+        space_digest=space.digest,
+        cpu=here,
+        runtime_version=ort_version(),
     )

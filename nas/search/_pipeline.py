@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from nas.cost import network_cost
 from nas.data import DataSplits
 from nas.evaluate import calibration_batches, checkpoint_task, describe_resolution, eval_resolution, evaluate_arch
-from nas.latency import Timer, host_device_name, probe_applies, probe_table, settings_of
+from nas.latency import Timer, of_this_machine, probe_applies, probe_table, settings_of
 from nas.search._plots import write_pareto_plots
 from nas.search._report import write_report, write_result
 from nas.search._inputs import SearchConfig, SearchInputs, prepare, supernet_dir
@@ -118,7 +118,7 @@ def _ensure_supernet(
 
 def _measured_latency(inputs: SearchInputs, onnx_path: Path, resolution: int) -> float | None:
     """End-to-end latency of the exported model, when the table was measured on this machine."""
-    if inputs.table.header.method != "measured" or inputs.table.device != host_device_name():
+    if not of_this_machine(inputs.table):
         return None
 
     timer = Timer(settings_of(inputs.table))

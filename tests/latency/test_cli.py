@@ -113,3 +113,52 @@ def test_positive_integer_flags_name_the_flag(tables_dir, capsys):
     assert info.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
         "error: argument --resolution: 0 (allowed: integer >= 1)")
+
+
+def _fast(*extra):
+    return ["--warmup", "1", "--rounds", "2", "--repeats", "3", *extra]
+
+
+def test_probe_runner_calibrate_validate_from_the_command_line(tables_dir, micro_space_file, tmp_path, capsys):
+    import subprocess
+    import sys
+    import tarfile
+
+    base = ["--tables-dir", str(tables_dir)]
+    assert main([*base, "probe", "--space", str(micro_space_file), "--networks", "12", "--num-classes", "10",
+                 "--out", str(tmp_path / "p.tar"), "--quiet", *_fast()]) == 0
+    assert "tar xf p.tar && cd p && python3 run_bundle.py" in capsys.readouterr().out
+    with tarfile.open(tmp_path / "p.tar") as tar:
+        tar.extractall(tmp_path, filter="data")
+    subprocess.run([sys.executable, "run_bundle.py", "--quiet"], cwd=tmp_path / "p", check=True)
+    rc = main([*base, "calibrate", "--base-table", "micro_dev", "--measurements", str(tmp_path / "p"),
+               "--probe", str(tmp_path / "p.tar"), "--name", "micro_board", "--space", str(micro_space_file),
+               "--report", str(tmp_path / "fit.json")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "leave-one-out median |error|" in out and "search with --device micro_board" in out
+    assert json.loads((tmp_path / "fit.json").read_text())["networks"] == 12
+    assert main([*base, "validate", "--device", "micro_board", "--samples", "3", "--space", str(micro_space_file),
+                 "--num-classes", "10", "--quiet", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["device"] == "micro_board"
+    assert main([*base, "list"]) == 0
+    assert "micro_board" in capsys.readouterr().out
+
+
+def test_calibrate_here_measures_and_fits_in_one_command(tables_dir, micro_space_file, capsys):
+    rc = main(["--tables-dir", str(tables_dir), "calibrate", "--base-table", "micro_dev", "--here", "--networks", "8",
+               "--space", str(micro_space_file), "--num-classes", "10", "--name", "micro_here", "--quiet", *_fast()])
+    assert rc == 0, capsys.readouterr().err
+    assert (tables_dir / "micro_here.json").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["calibrate", "--base-table", "micro_dev", "--name", "x"], "give --measurements"),
+    (["calibrate", "--here", "--name", "x"], "needs --base-table"),
+    (["calibrate", "--base-table", "micro_dev", "--here", "--measurements", "m.json", "--name", "x"], "not both"),
+    (["calibrate", "--base-table", "micro_dev", "--here", "--name", "Bad Name"], "device"),
+])
+def test_calibrate_argument_mistakes_are_one_message(tables_dir, capsys, argv, message):
+    assert main(["--tables-dir", str(tables_dir), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

@@ -38,6 +38,7 @@ def test_a_table_far_off_this_machine_is_reported_with_the_fix(micro_table, micr
     assert text.startswith("WARNING") and "predicts more" in text
     assert "'Some Other CPU, 2 cores, avx2'" in text  # names both machines
     assert f"--space {micro_space.name} --num-classes 10" in text and "nas.latency build --device host" in text
+    assert "nas.latency calibrate --base-table micro_dev --here" in text
     low = probe_table(_scaled(micro_table, 0.2, canary_ms=0.0), micro_space, num_classes=10, networks=3)
     assert not low.ok and "predicts less" in low.summary() and "same CPU model" in low.summary()
     assert low.canary_slower_than_at_build_pct is None
@@ -53,9 +54,13 @@ def test_a_busy_machine_is_told_apart_from_another_machine(micro_table, micro_sp
 
 def test_probe_applies_to_tables_that_claim_this_machine(micro_table):
     assert probe_applies(micro_table, "host")
-    assert not probe_applies(micro_table, "micro_dev")  # a measured table of another device
-    mine = LatencyTable(replace(micro_table.header, device=host_device_name()), micro_table.entries)
+    assert probe_applies(micro_table, "micro_dev")  # measured here: this machine's CPU
+    other = LatencyTable(replace(micro_table.header, cpu="ARM Cortex-A76, 4 cores, neon"), micro_table.entries)
+    assert not probe_applies(other, "micro_dev")  # a measured table of another device
+    mine = LatencyTable(replace(other.header, device=host_device_name()), micro_table.entries)
     assert probe_applies(mine, "some/path.json")
+    calibrated = LatencyTable(replace(micro_table.header, method="calibrated"), micro_table.entries)
+    assert probe_applies(calibrated, "micro_dev")
     estimated = LatencyTable(replace(mine.header, method="estimated"), mine.entries)
     assert not probe_applies(estimated, "host")
 

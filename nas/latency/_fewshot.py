@@ -1,0 +1,416 @@
+"""Few-shot calibration: a table for a new device from an existing table and N whole networks
+measured on the device.
+
+The model is the one of the ``pixel_cpu`` calibration (:mod:`nas.latency._calibrate`),
+generalised: a layer's time on the new device is
+
+    new_ms(layer) = theta . features(layer),   theta >= 0
+
+with features the layer's time on the base table (net of the per-call overhead, with its
+composition correction), its dense and depthwise multiply-adds, squeeze-excitation work, elements
+written, h-swish elements and a per-layer constant; a network is the sum of its layers plus the
+new device's per-call overhead (measured by the probe). ``theta`` is fitted by non-negative least
+squares on the *relative* error of the N measured networks. Three nested models are tried:
+
+* ``scale``: ``theta`` on the base time only (one factor: another machine of the same kind);
+* ``affine``: base time and a per-layer constant (a factor, plus a fixed cost per operator);
+* ``per-op``: every feature (another ISA, thread count or precision shifts the operation classes
+  differently).
+
+``auto`` keeps the one with the lowest leave-one-out mean error; a model is only fitted with at least
+:data:`EXTRA_NETWORKS` more networks than it has terms. The new table has the base table's keys
+(the same spaces), ``method: calibrated`` and the fit, its N and its cross-validated error in its
+header. Measurements of ``validate`` on a measured table fit the same way: a residual correction
+of that table on its own device.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nas.latency._bundle import _Problems, _read_json, _short
+from nas.latency._calibrate import FEATURES, layer_features, nnls
+from nas.latency._coverage import reference_layers, space_layers
+from nas.latency._modules import canary_layer
+from nas.latency._probe_bundle import PROBE_FORMAT, probe_id
+from nas.latency._runner import RESULTS_FORMAT
+from nas.latency._table import Entry, LatencyTable, LatencyTableError, check_device_name
+from nas.latency._validate import VALIDATION_FORMAT
+from nas.shapes import LayerSpec, walk
+from nas.space import Arch, SearchSpace, load_space
+
+__all__ = ["MODELS", "EXTRA_NETWORKS", "VALIDATION_FORMAT", "Measurements", "FewShotFit", "read_measurements",
+           "fit_fewshot", "calibrate_table"]
+
+#: The nested models and their terms (names of :data:`nas.latency._calibrate.FEATURES`).
+MODELS: dict[str, tuple[str, ...]] = {
+    "scale": ("host_ms",),
+    "affine": ("host_ms", "layer"),
+    "per-op": FEATURES,
+}
+
+#: A model with p terms needs at least p + EXTRA_NETWORKS measured networks.
+EXTRA_NETWORKS = 3
+
+
+_HINT = "measure the probe again with run_bundle.py, or make one with python -m nas.latency probe"
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """Whole networks timed on one device: a probe's ``results.json`` or a ``validate`` report."""
+
+    path: str
+    kind: str  # probe | validation
+    space: str
+    space_digest: str
+    num_classes: int
+    archs: tuple[str, ...]
+    ms: tuple[float, ...]
+    overhead_ms: float
+    settings: dict[str, Any]
+    cpu: str
+    runtime_version: str
+    canary_ms: float = 0.0
+    probe_id: str | None = None
+    device: str = ""  # the validated table (validation reports)
+    disturbed_chunks: int = 0
+
+    def __len__(self) -> int:
+        return len(self.archs)
+
+
+def _finite_ms(p: _Problems, where: str, value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        p.add(where, f"must be a finite number > 0 (milliseconds), got {_short(value)}")
+        return None
+    return float(value)
+
+
+def read_measurements(path: str | Path, *, probe: dict[str, Any] | None = None) -> Measurements:
+    """Read and check a measurements file; every problem is raised as one :class:`LatencyTableError`.
+
+    Args:
+        path: a probe's ``results.json`` (written by ``run_bundle.py``) or a ``validate --report``.
+        probe: the probe's manifest (``--probe``): the results must be of that probe.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if (path / "results.json").is_file():
+            path = path / "results.json"
+        else:
+            raise LatencyTableError(f"{path} is a folder without results.json: run run_bundle.py in it first")
+    data = _read_json(path, _HINT)
+    if not isinstance(data, dict):
+        raise LatencyTableError(f"{path}: must be a JSON object, got {type(data).__name__} ({_HINT})")
+    if data.get("format") == VALIDATION_FORMAT:
+        return _read_validation(path, data)
+    if data.get("format") != RESULTS_FORMAT:
+        raise LatencyTableError(
+            f"{path}: format {_short(data.get('format'))}, expected {RESULTS_FORMAT!r} (a probe's results.json) "
+            f"or {VALIDATION_FORMAT!r} (python -m nas.latency validate --report)")
+    if "probe" not in data:
+        raise LatencyTableError(f"{path} holds the results of a per-key bundle, not of a probe: turn it into a "
+                                "table with python -m nas.latency import")
+    p = _Problems(path, _HINT, "not usable measurements")
+    meta = p.get(data, "probe", "", "object", default={})
+    if meta.get("format") != PROBE_FORMAT:
+        p.add("probe.format", f"expected {PROBE_FORMAT!r}, got {_short(meta.get('format'))}")
+        p.raise_if_any()
+    space = p.get(meta, "space", "probe", "object", default={})
+    name, digest = p.get(space, "name", "probe.space", "key"), p.get(space, "digest", "probe.space", "key")
+    num_classes = p.get(meta, "num_classes", "probe", "pos_int", default=1)
+    listed = p.get(meta, "networks", "probe", "list", default=[])
+    p.raise_if_any()
+    keys, archs = [], []
+    for i, n in enumerate(listed):
+        if not isinstance(n, dict) or not isinstance(n.get("key"), str) or not isinstance(n.get("arch"), str):
+            p.add(f"probe.networks[{i}]", f"must be an object with key and arch strings, got {_short(n)}")
+            continue
+        keys.append(n["key"])
+        archs.append(n["arch"])
+    p.raise_if_any()
+    pid = p.get(meta, "id", "probe", "key")
+    if pid is not None and pid != probe_id(name, digest, num_classes, archs):
+        p.add("probe.id", "does not match the networks listed: the file was edited or mixes two probes")
+    if probe is not None:
+        want = (probe.get("probe") or {}).get("id")
+        if want != pid:
+            raise LatencyTableError(
+                f"{path}: measurements of probe {pid}, but --probe is probe {want}: these are the results of "
+                "another probe; measure this probe's networks (run_bundle.py in its folder)")
+    results = p.get(data, "results", "", "object", default={})
+    missing = [k for k in keys if k not in results]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        p.add("results", f"{len(missing)} of the probe's {len(keys)} networks were not measured ({shown}): the run "
+                         "was interrupted; run run_bundle.py again in the probe folder to finish it")
+    extra = sorted(set(results) - set(keys))
+    if extra:
+        p.add("results", f"networks not in the probe: {extra[:5]} (results of another probe merged in?)")
+    ms = []
+    for k in keys:
+        if k in results:
+            row = results[k]
+            value = row.get("ms") if isinstance(row, dict) else row
+            ms.append(_finite_ms(p, f"results.{k}.ms", value))
+    overhead = p.get(data, "overhead_ms", "", "ms0", default=0.0)
+    settings = p.get(data, "settings", "", "object", default={})
+    info = p.get(data, "device_info", "", "object", required=False, default={})
+    p.raise_if_any()
+    return Measurements(
+        path=str(path), kind="probe", space=name, space_digest=digest, num_classes=num_classes, archs=tuple(archs),
+        ms=tuple(ms), overhead_ms=float(overhead), settings=settings,
+        cpu=str(info.get("cpu_model") or info.get("cpu") or "unknown"),
+        runtime_version=str(info.get("onnxruntime", "unknown")), canary_ms=float(data.get("canary_ms") or 0.0),
+        probe_id=pid, disturbed_chunks=int(data.get("disturbed_chunks") or 0),
+    )  # fmt: skip
+
+
+def _read_validation(path: Path, data: dict[str, Any]) -> Measurements:
+    p = _Problems(path, "re-run python -m nas.latency validate --report FILE", "not usable measurements")
+    name = p.get(data, "space", "", "key")
+    digest = p.get(data, "space_digest", "", "key")
+    num_classes = p.get(data, "num_classes", "", "pos_int", default=1)
+    settings = p.get(data, "settings", "", "object", default={})
+    overhead = p.get(data, "overhead_ms", "", "ms0", default=0.0)
+    subnets = p.get(data, "subnets", "", "list", default=[])
+    archs, ms = [], []
+    for i, s in enumerate(subnets):
+        if not isinstance(s, dict) or not isinstance(s.get("arch"), str):
+            p.add(f"subnets[{i}]", f"must be an object with an arch string, got {_short(s)}")
+            continue
+        archs.append(s["arch"])
+        ms.append(_finite_ms(p, f"subnets[{i}].measured_ms", s.get("measured_ms")))
+    p.raise_if_any()
+    return Measurements(
+        path=str(path), kind="validation", space=name, space_digest=digest, num_classes=num_classes,
+        archs=tuple(archs), ms=tuple(ms), overhead_ms=float(overhead), settings=settings,
+        cpu=str(data.get("cpu") or "unknown"), runtime_version=str(data.get("runtime_version") or "unknown"),
+        canary_ms=float(settings.get("canary_ms") or 0.0), device=str(data.get("device") or ""),
+        disturbed_chunks=int(settings.get("disturbed_chunks") or 0),
+    )  # fmt: skip
+
+
+# -- the fit -----------------------------------------------------------------------------------------
+def _in_network_ms(base: LatencyTable, layer: LayerSpec) -> float:
+    return base.lookup(layer.key) - base.header.overhead_ms + base.header.layer_correction_ms
+
+
+def network_features(base: LatencyTable, layers: Sequence[LayerSpec]) -> np.ndarray:
+    """The sum over a network's layers of their :data:`FEATURES` on ``base``."""
+    return sum(layer_features(layer, _in_network_ms(base, layer)) for layer in layers)
+
+
+def _solve(rows: np.ndarray, ms: np.ndarray) -> np.ndarray:
+    """NNLS on relative error: ``min sum ((rows . theta - ms) / ms)^2``, ``theta >= 0``."""
+    a = rows / ms[:, None]
+    scale = np.maximum(np.abs(a).max(axis=0), 1e-12)
+    return nnls(a / scale, np.ones(len(ms))) / scale
+
+
+def _errors(pred: np.ndarray, ms: np.ndarray) -> dict[str, float]:
+    e = 100.0 * (pred - ms) / ms
+    return {"median_abs_error_pct": round(float(np.median(np.abs(e))), 3),
+            "mean_abs_error_pct": round(float(np.mean(np.abs(e))), 3),
+            "max_abs_error_pct": round(float(np.max(np.abs(e))), 3),
+            "within_5pct": round(float(np.mean(np.abs(e) <= 5)), 3),
+            "within_10pct": round(float(np.mean(np.abs(e) <= 10)), 3)}
+
+
+@dataclass(frozen=True)
+class FewShotFit:
+    """The chosen model, its coefficients, and every candidate's in-sample and leave-one-out error."""
+
+    model: str
+    terms: tuple[str, ...]
+    theta: tuple[float, ...]
+    networks: int
+    overhead_ms: float
+    cv: dict[str, float]
+    in_sample: dict[str, float]
+    candidates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    base_cv: dict[str, float] = field(default_factory=dict)  # the base table as it is (no fit)
+
+    def coefficients(self) -> dict[str, float]:
+        return dict(zip(self.terms, self.theta))
+
+    def full_theta(self) -> np.ndarray:
+        theta = np.zeros(len(FEATURES))
+        for name, value in zip(self.terms, self.theta):
+            theta[FEATURES.index(name)] = value
+        return theta
+
+
+def _min_networks(model: str) -> int:
+    return len(MODELS[model]) + EXTRA_NETWORKS
+
+
+def fit_fewshot(rows: np.ndarray, ms: np.ndarray, overhead_ms: float, *, model: str = "auto") -> FewShotFit:
+    """Fit ``model`` (or choose one: ``auto``) on network feature ``rows`` and measured ``ms``.
+
+    Raises:
+        ValueError: an unknown model, or too few networks for the model's terms.
+    """
+    n = len(ms)
+    if model != "auto" and model not in MODELS:
+        raise ValueError(f"model must be 'auto' or one of {sorted(MODELS)}, got {model!r}")
+    if model == "auto":
+        names = [m for m in MODELS if n >= _min_networks(m)]
+        if not names:
+            raise ValueError(f"{n} measured networks are too few for any model: the simplest ('scale', "
+                             f"{len(MODELS['scale'])} term) needs {_min_networks('scale')}")
+    else:
+        if n < _min_networks(model):
+            raise ValueError(f"{n} measured networks are too few for model {model!r} ({len(MODELS[model])} terms: "
+                             f"it needs at least {_min_networks(model)}); measure a probe with more --networks "
+                             f"or choose a simpler --model ({', '.join(m for m in MODELS if n >= _min_networks(m)) or 'none fits'})")
+        names = [model]
+    y = ms - overhead_ms
+    if (y <= 0).any():
+        raise ValueError("a measured network is not slower than the per-call overhead: the measurements are broken")
+    candidates = {}
+    for name in names:
+        cols = [FEATURES.index(t) for t in MODELS[name]]
+        x = rows[:, cols]
+        loo = np.empty(n)
+        for i in range(n):
+            keep = np.arange(n) != i
+            loo[i] = x[i] @ _solve(x[keep], y[keep]) + overhead_ms
+        theta = _solve(x, y)
+        candidates[name] = {"theta": theta, "cv": _errors(loo, ms), "in_sample": _errors(x @ theta + overhead_ms, ms)}
+    # lowest leave-one-out mean |error| (it sees the tail that the median ignores); a bigger model
+    # must beat a smaller one by 0.1 points
+    best = names[0]
+    for name in names[1:]:
+        if candidates[name]["cv"]["mean_abs_error_pct"] < candidates[best]["cv"]["mean_abs_error_pct"] - 0.1:
+            best = name
+    c = candidates[best]
+    base_pred = rows[:, FEATURES.index("host_ms")] + overhead_ms
+    return FewShotFit(
+        model=best, terms=MODELS[best], theta=tuple(float(t) for t in c["theta"]), networks=n, overhead_ms=overhead_ms,
+        cv=c["cv"], in_sample=c["in_sample"],
+        candidates={k: {"cv": v["cv"], "in_sample": v["in_sample"],
+                        "theta": dict(zip(MODELS[k], (float(t) for t in v["theta"])))} for k, v in candidates.items()},
+        base_cv=_errors(base_pred, ms),
+    )  # fmt: skip
+
+
+# -- the table ---------------------------------------------------------------------------------------
+def _space_of(ref_name: str, digest: str, spaces: Sequence[SearchSpace], what: str) -> SearchSpace:
+    for s in spaces:
+        if s.digest == digest:
+            return s
+    try:
+        shipped = load_space(ref_name)
+    except Exception:  # noqa: BLE001 - a custom space: the user must pass its file
+        shipped = None
+    if shipped is not None and shipped.digest == digest:
+        return shipped
+    raise LatencyTableError(
+        f"{what} is for space {ref_name!r} (digest {digest}), which is neither a shipped space with that digest "
+        f"nor one given with --space: pass its YAML file with --space")
+
+
+def table_layers(base: LatencyTable, spaces: Sequence[SearchSpace] = ()) -> dict[str, LayerSpec]:
+    """Walker layers of ``base``'s keys, regenerated from the spaces (and references) it covers."""
+    layers: dict[str, LayerSpec] = {}
+    for ref in base.header.spaces:
+        space = _space_of(ref.name, ref.digest, spaces, f"table {base.device!r}")
+        layers.update(space_layers(space, base.header.num_classes or (1000,)))
+    if base.header.references:
+        layers.update(reference_layers())
+    return {k: v for k, v in layers.items() if k in base}
+
+
+def calibrate_table(
+    base: LatencyTable,
+    meas: Measurements,
+    *,
+    name: str,
+    model: str = "auto",
+    spaces: Sequence[SearchSpace] = (),
+    description: str = "",
+) -> tuple[LatencyTable, FewShotFit]:
+    """The table of the device ``meas`` was measured on: ``base`` mapped through the fitted model.
+
+    Raises:
+        LatencyTableError: the base table does not cover the measured networks' space.
+        ValueError: too few networks for the model, or an invalid name.
+    """
+    check_device_name(name)
+    if not base.header.covers(meas.space_digest):
+        covered = ", ".join(f"{s.name} ({s.digest})" for s in base.header.spaces) or "no space"
+        raise LatencyTableError(
+            f"the base table {base.device!r} covers {covered}, not the measured networks' space {meas.space!r} "
+            f"(digest {meas.space_digest}): make the probe for a space the table covers, or build the table for it")
+    space = _space_of(meas.space, meas.space_digest, spaces, f"{meas.path}")
+    nets = [walk(space.resolve(Arch.from_string(a), num_classes=meas.num_classes)) for a in meas.archs]
+    rows = np.stack([network_features(base, layers) for layers in nets])
+    ms = np.asarray(meas.ms)
+    fit = fit_fewshot(rows, ms, meas.overhead_ms, model=model)
+    theta = fit.full_theta()
+    layers = table_layers(base, spaces)
+    entries = {k: Entry(round(meas.overhead_ms + float(layer_features(l, _in_network_ms(base, l)) @ theta), 6))
+               for k, l in layers.items()}
+    dropped = len(base) - len(entries)
+    s = meas.settings
+    h = base.header
+    what = ("a residual correction of the table on its own device" if meas.kind == "validation"
+            else f"{len(meas)} whole networks of a probe measured on the device")
+    header = replace(
+        h,
+        device=name,
+        description=description or f"calibrated from {h.device} and {what} ({meas.cpu})",
+        method="calibrated",
+        runtime_version=meas.runtime_version if meas.runtime_version != "unknown" else h.runtime_version,
+        execution_provider=s.get("provider", h.execution_provider),
+        intra_op_threads=int(s.get("intra_op_threads", h.intra_op_threads)),
+        inter_op_threads=int(s.get("inter_op_threads", h.inter_op_threads)),
+        graph_optimization=s.get("graph_optimization", h.graph_optimization),
+        warmup=int(s.get("warmup", h.warmup)),
+        rounds=int(s.get("rounds", h.rounds)),
+        repeats=int(s.get("repeats", h.repeats)),
+        overhead_ms=meas.overhead_ms,
+        cpu=meas.cpu,
+        date=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        layer_correction_ms=0.0,
+        composition=None,
+        canary_ms=meas.canary_ms,
+        canary_key=canary_layer().key if meas.canary_ms else "",
+        retried_chunks=0,
+        disturbed_chunks=meas.disturbed_chunks,
+        n_entries=len(entries),
+        calibration={
+            "method": "few-shot" if meas.kind == "probe" else "residual",
+            "base_table": {"device": h.device, "method": h.method, "cpu": h.cpu, "date": h.date},
+            "measurements": {"kind": meas.kind, "file": Path(meas.path).name, "probe_id": meas.probe_id,
+                             "space": meas.space, "networks": len(meas), "cpu": meas.cpu},
+            "model": fit.model,
+            "formula": "ms(layer) = overhead_ms + theta . features(layer) (NNLS on relative error, theta >= 0)",
+            "coefficients": fit.coefficients(),
+            "cross_validation": {"method": "leave-one-out"} | fit.cv,
+            "in_sample": fit.in_sample,
+            "base_table_error": fit.base_cv,
+            "candidates": fit.candidates,
+        },
+        notes=(f"{dropped} keys of {h.device} that its spaces no longer produce were left out; " if dropped else "")
+        + "calibrated table: per-key values are the model's, fitted on whole networks; validate it on the device",
+    )
+    return LatencyTable(header, entries), fit
+
+
+def write_report(path: str | Path, fit: FewShotFit, meas: Measurements) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps({"measurements": meas.path, "networks": len(meas), "model": fit.model,
+                                      "coefficients": fit.coefficients(), "cross_validation": fit.cv,
+                                      "in_sample": fit.in_sample, "base_table_error": fit.base_cv,
+                                      "candidates": fit.candidates}, indent=1) + "\n")
