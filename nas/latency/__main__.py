@@ -4,6 +4,7 @@ Examples::
 
     python -m nas.latency build --device host                      # this machine, default space
     python -m nas.latency build --device host --space mobilenetv3_small32
+    python -m nas.latency build --device host --precision int8     # -> latency_tables/HOST_int8.json
     python -m nas.latency predict --device pixel_cpu --arch mobilenetv3_large --resolution 224
     python -m nas.latency predict --device host --arch random:3 --space mobilenetv3_large --json
     python -m nas.latency validate --device host --samples 60
@@ -59,7 +60,8 @@ def _settings(args: argparse.Namespace):
     from nas.latency._measure import MeasureSettings
 
     return MeasureSettings(
-        warmup=args.warmup, rounds=args.rounds, repeats=args.repeats, intra_op_threads=args.threads
+        warmup=args.warmup, rounds=args.rounds, repeats=args.repeats, intra_op_threads=args.threads,
+        precision=args.precision,
     )
 
 
@@ -72,6 +74,9 @@ def _add_protocol(p: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup", type=int, default=d.warmup, help=f"untimed warm-up runs per model at the start of every round (default {d.warmup})")
     g.add_argument("--rounds", type=int_arg(1), default=d.rounds, help=f"interleaved rounds (default {d.rounds})")
     g.add_argument("--repeats", type=int_arg(1), default=d.repeats, help=f"timed runs per round (default {d.repeats})")
+    g.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                   help="models timed in float, or int8 (ONNX Runtime static quantization, QDQ, per-channel "
+                        "weights); default fp32")
 
 
 def _table_file(device: str, tables_dir: str | None) -> Path:
@@ -88,6 +93,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     spaces = [load_space(s) for s in (args.space or [DEFAULT_SPACE])]
     device = resolve_device(args.device)
+    if args.device == "host" and args.precision != "fp32":
+        device = f"{device}_{args.precision}"  # beside this machine's float table, not over it
     path = Path(args.out) if args.out else table_path(device, args.tables_dir)
     if args.device == "host":
         print(f"host device: {device} -> {path}", file=sys.stderr)

@@ -19,7 +19,7 @@ import onnxruntime as ort
 from nas.latency._coverage import DEFAULT_NUM_CLASSES, reference_layers, space_layers
 from nas.latency._measure import MeasureSettings, Timer, cpu_model, measure_networks
 from nas.export import ONNX_OPSET
-from nas.latency._modules import canary_layer, layer_module, onnx_bytes
+from nas.latency._modules import canary_layer, layer_module, model_bytes
 from nas.latency._table import Entry, LatencyTable, LatencyTableError, SpaceRef, TableHeader, check_device_name
 from nas.shapes import LayerSpec, walk
 from nas.space import SearchSpace
@@ -58,6 +58,7 @@ def measured_header(
         date=_now(),
         complete=False,
         canary_key=canary_layer().key,
+        precision=settings.precision,
     )
 
 
@@ -189,7 +190,8 @@ def build_table(
     try:
         for start in range(0, len(todo), chunk_size):
             keys = todo[start : start + chunk_size]
-            models = [(onnx_bytes(layer_module(layers[k]), layers[k].in_shape), layers[k].in_shape) for k in keys]
+            models = [(model_bytes(layer_module(layers[k]), layers[k].in_shape, settings.precision), layers[k].in_shape)
+                      for k in keys]
             assert timer is not None
             timings = timer.time_models(models)
             table = table.with_entries(

@@ -31,7 +31,7 @@ from typing import Any
 from nas.latency._build import required_layers
 from nas.latency._coverage import DEFAULT_NUM_CLASSES
 from nas.export import ONNX_OPSET
-from nas.latency._modules import canary_layer, layer_module, onnx_bytes, overhead_module
+from nas.latency._modules import canary_layer, layer_module, model_bytes, onnx_bytes, overhead_module
 from nas.latency._runner import MANIFEST_FORMAT, RESULTS_FORMAT, MeasureSettings
 from nas.latency._table import Entry, LatencyTable, LatencyTableError, SpaceRef, TableHeader, check_device_name
 from nas.space import SearchSpace
@@ -115,7 +115,7 @@ def write_bundle(
         rel = f"models/{i:05d}.onnx"
         path = out / rel
         if not path.exists():  # resumable export
-            path.write_bytes(onnx_bytes(layer_module(layer), layer.in_shape))
+            path.write_bytes(model_bytes(layer_module(layer), layer.in_shape, settings.precision))
         models.append({"key": key, "file": rel, "input_shape": list(layer.in_shape)})
     om, oshape = overhead_module()
     (out / "models" / "overhead.onnx").write_bytes(onnx_bytes(om, oshape))

@@ -380,6 +380,7 @@ def calibrate_table(
         rounds=int(s.get("rounds", h.rounds)),
         repeats=int(s.get("repeats", h.repeats)),
         overhead_ms=meas.overhead_ms,
+        precision=s.get("precision", "fp32"),
         cpu=meas.cpu,
         date=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         layer_correction_ms=0.0,

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 
 
-from nas.latency._modules import canary_layer, layer_module, onnx_bytes, overhead_module
+from nas.latency._modules import canary_layer, layer_module, model_bytes, onnx_bytes, overhead_module
 from nas.latency._runner import GRAPH_LEVELS, ChunkTimer, MeasureSettings, Timing, cpu_model, make_session
 from nas.netspec import NetworkSpec
 from nas.nn import build_network
@@ -86,7 +86,7 @@ def measure_networks(
             models = []
             for spec in specs[start : start + chunk_size]:
                 shape = (spec.in_channels, spec.resolution, spec.resolution)
-                models.append((onnx_bytes(build_network(spec), shape), shape))
+                models.append((model_bytes(build_network(spec), shape, timer.settings.precision), shape))
             out.extend(timer.time_models(models))
             bar.update(len(models))
     return out

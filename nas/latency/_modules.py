@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -18,7 +19,7 @@ from nas.blocks import kind_named
 from nas.nn import Classifier, ConvBNAct
 from nas.shapes import LayerSpec
 
-__all__ = ["layer_module", "onnx_bytes", "overhead_module", "canary_layer"]
+__all__ = ["layer_module", "onnx_bytes", "model_bytes", "overhead_module", "canary_layer"]
 
 
 
@@ -70,6 +71,20 @@ def onnx_bytes(module: nn.Module, in_shape: tuple[int, ...], *, seed: int = 0) -
     buf = io.BytesIO()
     _export_onnx(module, buf, x, input_name="x", output_name="y", dynamic_batch=False)
     return buf.getvalue()
+
+
+def model_bytes(module: nn.Module, in_shape: tuple[int, ...], precision: str = "fp32", *, seed: int = 0) -> bytes:
+    """The ONNX model that is timed for ``precision``: :func:`onnx_bytes`, or its int8 version
+    (:func:`nas.quantize.quantize_int8`, calibrated on two seeded normal batches: the scales do
+    not change the operators that run, so the timing does not depend on them)."""
+    data = onnx_bytes(module, in_shape, seed=seed)
+    if precision == "fp32":
+        return data
+    from nas.quantize import check_precision, quantize_int8
+
+    check_precision(precision)
+    rng = np.random.default_rng(seed)
+    return quantize_int8(data, [rng.standard_normal((1, *in_shape)).astype(np.float32) for _ in range(2)])
 
 
 #: Former name of :func:`onnx_bytes`, still imported by ``_build.py``, ``_bundle.py``,

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from nas.export import ONNX_OPSET
-from nas.latency._modules import canary_layer, layer_module, onnx_bytes, overhead_module
+from nas.latency._modules import canary_layer, layer_module, model_bytes, onnx_bytes, overhead_module
 from nas.latency._runner import MANIFEST_FORMAT, MeasureSettings
 from nas.shapes import walk
 from nas.space import Arch, SearchSpace
@@ -138,9 +138,10 @@ def probe_networks(
 def strip_weights(model: bytes, weights_file: str, *, seed: int) -> tuple[bytes, dict[str, Any]]:
     """Move an ONNX model's float tensors into an external data file that is not written.
 
+    Float tensors, and the int8 weights and int32 biases of a quantized model, leave the file.
     Returns the model bytes and the manifest's ``weights`` entry (see
     :func:`nas.latency._runner.materialise_weights`): the file name, its size, the seed, and each
-    tensor's ``[bytes, std]``, so the runner can write noise of the same scale.
+    tensor's ``[bytes, std, dtype]``, so the runner can write noise of the same scale.
     """
     import onnx
     from onnx import numpy_helper
@@ -148,13 +149,14 @@ def strip_weights(model: bytes, weights_file: str, *, seed: int) -> tuple[bytes,
     proto = onnx.load_from_string(model)
     offset = 0
     tensors = []
+    kinds = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.INT8: "int8", onnx.TensorProto.INT32: "int32"}
     for init in proto.graph.initializer:
-        if init.data_type != onnx.TensorProto.FLOAT:
+        if init.data_type not in kinds:  # zero points (uint8), shapes (int64) stay in the file
             continue
         values = numpy_helper.to_array(init)
         if values.nbytes < EXTERNAL_MIN_BYTES:
             continue
-        std = float(values.std()) or 1e-3
+        std = float(values.astype(np.float64).std()) or 1e-3
         init.ClearField("raw_data")
         init.ClearField("float_data")
         init.data_location = onnx.TensorProto.EXTERNAL
@@ -162,7 +164,7 @@ def strip_weights(model: bytes, weights_file: str, *, seed: int) -> tuple[bytes,
         for k, v in (("location", weights_file), ("offset", str(offset)), ("length", str(values.nbytes))):
             entry = init.external_data.add()
             entry.key, entry.value = k, v
-        tensors.append([int(values.nbytes), round(std, 6)])
+        tensors.append([int(values.nbytes), round(std, 6), kinds[init.data_type]])
         offset += values.nbytes
     return proto.SerializeToString(), {"bytes": offset, "seed": seed, "tensors": tensors}
 
@@ -208,7 +210,8 @@ def write_probe(
             key = f"net-{i:03d}"
             spec = space.resolve(arch, num_classes=num_classes)
             shape = (spec.in_channels, spec.resolution, spec.resolution)
-            model, weights = strip_weights(onnx_bytes(build_network(spec), shape, seed=i), f"{key}.weights", seed=i)
+            model, weights = strip_weights(model_bytes(build_network(spec), shape, settings.precision, seed=i),
+                                           f"{key}.weights", seed=i)
             (root / "models" / f"{key}.onnx").write_bytes(model)
             models.append({"key": key, "file": f"models/{key}.onnx", "input_shape": list(shape),
                            "weights": weights | {"file": f"models/{key}.weights"}})

@@ -56,6 +56,7 @@ class MeasureSettings:
     statistic: str = "median"
     tolerance: float = 0.08
     max_retries: int = 3
+    precision: str = "fp32"  # of the timed models (fp32, or int8 from static quantization)
 
     def __post_init__(self):
         problems = []
@@ -71,6 +72,8 @@ class MeasureSettings:
             problems.append(
                 f"graph_optimization must be one of {sorted(GRAPH_LEVELS)}, got {self.graph_optimization!r}"
             )
+        if self.precision not in ("fp32", "int8"):
+            problems.append(f"precision must be 'fp32' or 'int8', got {self.precision!r}")
         if self.statistic != "median":
             problems.append(f"statistic must be 'median', got {self.statistic!r}")
         if not 0 < self.tolerance < 1:
@@ -238,8 +241,8 @@ def materialise_weights(bundle, entry):
     """Write the weights of a model shipped without them (a probe bundle's whole networks).
 
     Such a model keeps its float tensors in an external data file that is not in the bundle; its
-    manifest entry lists them (``weights``: file, total bytes, seed, and one ``[bytes, std]`` per
-    tensor, in file order). Latency does not depend on the values, so each tensor gets normal
+    manifest entry lists them (``weights``: file, total bytes, seed, and one ``[bytes, std, dtype]``
+    per tensor, in file order; dtype float32, int8 or int32). Latency does not depend on the values, so each tensor gets normal
     noise of the trained-from-scratch weights' scale; the file is regenerated the same way from
     its seed. Returns its path, or ``None`` for a model that carries its weights.
     """
@@ -252,8 +255,13 @@ def materialise_weights(bundle, entry):
     rng = np.random.default_rng(w["seed"])
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
-        for nbytes, std in w["tensors"]:
-            f.write((rng.standard_normal(nbytes // 4) * std).astype(np.float32).tobytes())
+        for nbytes, std, *dtype in w["tensors"]:
+            kind = np.dtype(dtype[0] if dtype else "float32")
+            noise = rng.standard_normal(nbytes // kind.itemsize) * std
+            if kind.kind == "i":  # int8 weights, int32 biases of a quantized model
+                info = np.iinfo(kind)
+                noise = np.clip(np.rint(noise), info.min + 1, info.max)
+            f.write(noise.astype(kind).tobytes())
     if os.path.getsize(tmp) != w["bytes"]:
         os.remove(tmp)
         raise ValueError(f"{entry['file']}: the weights listed in the manifest do not add up to {w['bytes']} bytes")

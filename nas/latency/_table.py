@@ -133,6 +133,7 @@ class TableHeader:
     composition: Mapping[str, Any] | None = None
     calibration: Mapping[str, Any] | None = None
     notes: str = ""
+    precision: str = "fp32"  # of the timed models: fp32, or int8 (ONNX Runtime static quantization, QDQ)
 
     def __post_init__(self) -> None:
         problems = []
@@ -142,6 +143,8 @@ class TableHeader:
             problems.append(f"device: {exc}")
         if self.method not in METHODS:
             problems.append(f"method: {self.method!r} not in {METHODS}")
+        if self.precision not in ("fp32", "int8"):
+            problems.append(f"precision: {self.precision!r}, expected 'fp32' or 'int8'")
         if self.units != "ms":
             problems.append(f"units: {self.units!r}, only 'ms' is supported")
         for name in ("intra_op_threads", "inter_op_threads", "opset", "batch", "rounds", "repeats"):
@@ -210,7 +213,7 @@ class TableHeader:
         names = (
             "runtime", "runtime_version", "execution_provider", "intra_op_threads",
             "inter_op_threads", "execution_mode", "graph_optimization", "opset", "batch",
-            "warmup", "rounds", "repeats", "statistic", "cpu",
+            "warmup", "rounds", "repeats", "statistic", "cpu", "precision",
         )  # fmt: skip
         return [n for n in names if getattr(self, n) != getattr(other, n)]
 

@@ -118,6 +118,7 @@ def settings_of(table: LatencyTable) -> MeasureSettings:
         graph_optimization=h.graph_optimization,
         provider=h.execution_provider,
         statistic=h.statistic,
+        precision=h.precision,
     )
 
 

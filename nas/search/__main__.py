@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="of supernet training and fine-tuning: auto = bf16 autocast on CUDA (fp16 where bf16 is "
                         "missing), fp32 on CPUs; bf16 needs CUDA or a CPU with AVX-512-BF16/AMX")
     p.add_argument("--no-export", action="store_true", help="skip exporting the best subnet")
+    p.add_argument("--int8-export", action=argparse.BooleanOptionalAction, default=None,
+                   help="also export best/model.int8.onnx (ONNX Runtime static quantization calibrated on "
+                        "training images) with its val/test metrics next to the float model's [on when the "
+                        "latency table is int8]")
     p.add_argument("--no-latency-probe", action="store_true",
                    help="skip the start-up check of a host table (a few whole networks timed here and compared "
                         "with its predictions; ~10 s)")
@@ -143,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             val_limit=_pick(args.val_limit, "val_limit", args.smoke) or None,
             calib_images=_pick(args.calib_images, "calib_images", args.smoke),
             export=not args.no_export,
+            int8_export=args.int8_export,
             latency_probe=not args.no_latency_probe,
             backend=args.backend,
             ray_address=args.ray_address,

@@ -71,6 +71,7 @@ class SearchConfig:
     val_limit: int | None = 5000
     calib_images: int = 2000
     export: bool = True
+    int8_export: bool | None = None  # best/model.int8.onnx; None: when the latency table is int8
     backend: str = "local"
     ray_address: str | None = None
     max_concurrent: int | None = None

@@ -126,6 +126,58 @@ def _measured_latency(inputs: SearchInputs, onnx_path: Path, resolution: int) ->
     return float(timing[0].ms)
 
 
+def export_int8(
+    onnx_path: Path,
+    splits: DataSplits,
+    task: Any,
+    *,
+    resolution: int,
+    calib_images: int,
+    limit: int | None,
+    seed: int,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """``model.int8.onnx`` beside ``model.onnx`` (static quantization calibrated on training
+    images), and both models' metrics on val and test with ONNX Runtime at the deploy resolution."""
+    from nas.data import iterate_batches
+    from nas.quantize import INT8_RECIPE, onnx_model_fn, quantize_int8
+    from nas.tasks import collect_outputs
+
+    t0 = time.perf_counter()
+    calib = calibration_batches(splits, images=min(calib_images, 512), batch_size=32, resolution=resolution, seed=seed)
+    int8_path = onnx_path.with_name("model.int8.onnx")
+    tmp = int8_path.with_name(int8_path.name + ".part")
+    tmp.write_bytes(quantize_int8(onnx_path, [x.numpy() for x, _ in calib]))
+    tmp.replace(int8_path)
+
+    out: dict[str, Any] = {"onnx": str(int8_path), "recipe": INT8_RECIPE, "calibration_images": sum(len(x) for x, _ in calib),
+                           "resolution": resolution, "metric": task.metric}
+    for name, path in (("fp32", onnx_path), ("int8", int8_path)):
+        fn = onnx_model_fn(path)
+        tuned = None  # each model's own decision thresholds (multi-label), tuned on val, used on test
+        for split in ("val", "test"):
+            data = getattr(splits, split, None)
+            if data is None:
+                continue
+            batches = iterate_batches(data, splits, batch_size=256, resolution=resolution,
+                                      limit=limit if split == "val" else None)
+            outputs, targets = collect_outputs(fn, batches)
+            if tuned is None:
+                tuned = task.tune(outputs, targets)
+            out[f"{name}_{split}_metrics"] = task.metrics(outputs, targets, tuned)
+            out[f"{split}_images"] = len(targets)
+    for split in ("val", "test"):
+        if f"int8_{split}_metrics" in out:
+            out[f"{split}_drop"] = round(out[f"fp32_{split}_metrics"][task.metric]
+                                         - out[f"int8_{split}_metrics"][task.metric], 3)
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    log(f"int8: {int8_path} ({int8_path.stat().st_size / 1e6:.1f} MB); {task.metric} val "
+        f"{out['fp32_val_metrics'][task.metric]:.2f} -> {out['int8_val_metrics'][task.metric]:.2f}"
+        + (f", test {out['fp32_test_metrics'][task.metric]:.2f} -> {out['int8_test_metrics'][task.metric]:.2f}"
+           if "test_drop" in out else ""))
+    return out
+
+
 def finalize(
     inputs: SearchInputs,
     study: optuna.Study,
@@ -161,6 +213,7 @@ def finalize(
             "runtime_version": table.header.runtime_version,
             "threads": table.header.intra_op_threads,
             "cpu": table.header.cpu,
+            "precision": table.header.precision,
             "probe": inputs.latency_probe,
         },
         "data": {"name": splits.name, "source": splits.source, "description": splits.describe(),
@@ -189,6 +242,7 @@ def finalize(
         "best": None,
         "exported": None,
         "confirmation": None,
+        "int8": None,
     }
     confirmation = None
     if best_trial is not None and cfg.finetune_top:
@@ -257,7 +311,14 @@ def finalize(
             exported = export_network(net.eval(), run_dir / "best", arch=arch, resolution=arch.resolution,
                                       extra=extra, extra_files=extra_files, replaces=("finetune.json", "finetune.png"))
             result["exported"] = exported.to_dict()
-            best["measured_latency_ms"] = _measured_latency(inputs, exported.onnx_path, arch.resolution)
+            timed = exported.onnx_path
+            if cfg.int8_export or (cfg.int8_export is None and table.header.precision == "int8"):
+                result["int8"] = export_int8(exported.onnx_path, splits, task, resolution=arch.resolution,
+                                             calib_images=cfg.calib_images, limit=cfg.val_limit, seed=cfg.seed,
+                                             log=log)
+                if table.header.precision == "int8":
+                    timed = Path(result["int8"]["onnx"])
+            best["measured_latency_ms"] = _measured_latency(inputs, timed, arch.resolution)
     side_range = f"{min(sides.values())}-{max(sides.values())}" if len(set(sides.values())) > 1 else f"{train_res or 'own'}"
     label = f"val {task.metric_label} ({'proxy, ' if proxy else ''}{side_range} px)"
     html, png = write_pareto_plots(

@@ -81,8 +81,10 @@ def write_report(run_dir: Path, result: dict[str, Any]) -> Path:
         f"# NAS result: {result['space']} on {result['device']} within {result['budget_ms']:g} ms",
         "",
         f"- Device table: `{result['device']}` ({result['table']['method']}"
-        + (", an estimate calibrated from published Pixel-1 data, not a measurement on a phone"
-           if result["table"]["method"] == "estimated" else ", measured with ONNX Runtime")
+        + {"estimated": ", an estimate calibrated from published Pixel-1 data, not a measurement on a phone",
+           "calibrated": ", calibrated from whole networks measured on the device (few-shot)"}.get(
+            result["table"]["method"], ", measured with ONNX Runtime")
+        + (", int8 models" if result["table"].get("precision") == "int8" else "")
         + f"; {result['table']['runtime']} {result['table']['runtime_version']}, "
         f"{result['table']['threads']} thread(s)).",
         *_probe_lines(result["table"].get("probe")),
@@ -119,6 +121,7 @@ def write_report(run_dir: Path, result: dict[str, Any]) -> Path:
     else:
         lines += ["No trial met the budget.", ""]
     lines += _confirmation_lines(result.get("confirmation"), task["metric"])
+    lines += _int8_lines(result.get("int8"))
     exported = result.get("exported") or {}
     if exported:
         lines += [
@@ -136,6 +139,23 @@ def write_report(run_dir: Path, result: dict[str, Any]) -> Path:
     path = run_dir / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _int8_lines(int8: dict | None) -> list[str]:
+    """The int8 export next to the float model, when there is one."""
+    if not int8:
+        return []
+    metric = int8["metric"]
+    rows = ["## Int8 export", "",
+            f"`best/model.int8.onnx`: {int8['recipe']['tool']} ({int8['recipe']['format']}, weights "
+            f"{int8['recipe']['weights']}, activations {int8['recipe']['activations']}) calibrated on "
+            f"{int8['calibration_images']} training images; both models run in ONNX Runtime at {int8['resolution']} px.",
+            "", f"| split | float {metric} | int8 {metric} | drop |", "| --- | --- | --- | --- |"]
+    for split in ("val", "test"):
+        if f"int8_{split}_metrics" in int8:
+            rows.append(f"| {split} ({int8[f'{split}_images']} images) | {int8[f'fp32_{split}_metrics'][metric]:.2f} | "
+                        f"{int8[f'int8_{split}_metrics'][metric]:.2f} | {int8[f'{split}_drop']:+.2f} |")
+    return rows + [""]
 
 
 def _probe_lines(probe: dict | None) -> list[str]:

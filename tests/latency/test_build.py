@@ -107,3 +107,24 @@ def test_timer_accepts_chw_and_batch_one_shapes(fast_settings):
     assert a.ms > 0 and b.ms > 0
     with pytest.raises(ValueError, match="input_shape"):
         timer.time_models([(model, (2, 1, 1, 1))])
+
+
+def test_an_int8_table_times_quantized_models_and_validates_them(tmp_path, micro_space, fast_settings):
+    from dataclasses import replace
+
+    from nas.latency import validate_table
+    from nas.latency._build import build_table
+
+    settings = replace(fast_settings, precision="int8")
+    table = build_table("micro_int8", tmp_path / "t.json", spaces=[micro_space], num_classes=(10,),
+                        references=False, settings=settings, composition_subnets=0, progress=False)
+    assert table.header.precision == "int8"
+    assert all(e.ms > 0 for e in table.entries.values())
+    report = validate_table(table, micro_space, 2, num_classes=10, progress=False)
+    assert report.settings["precision"] == "int8"
+    # a float build cannot resume into the int8 file: another protocol
+    from nas.latency import LatencyTableError
+
+    with pytest.raises(LatencyTableError, match="precision: 'int8' vs 'fp32'"):
+        build_table("micro_int8", tmp_path / "t.json", spaces=[micro_space], num_classes=(10,),
+                    references=False, settings=fast_settings, composition_subnets=0, progress=False)

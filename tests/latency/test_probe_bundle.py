@@ -33,16 +33,19 @@ def test_spread_picks_cover_more_of_the_space_than_the_first_random_members(micr
     assert len(depths) >= 3
 
 
-def test_stripped_model_runs_once_its_weights_are_written(tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_stripped_model_runs_once_its_weights_are_written(tmp_path, precision):
     from torch import nn
 
-    from nas.latency._modules import onnx_bytes
+    from nas.latency._modules import model_bytes
 
     model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Conv2d(16, 32, 3)).eval()
-    full = onnx_bytes(model, (3, 16, 16))
+    full = model_bytes(model, (3, 16, 16), precision)
     stripped, weights = strip_weights(full, "m.weights", seed=3)
     assert len(stripped) < len(full) / 2
-    assert weights["bytes"] == sum(n for n, _ in weights["tensors"]) > 0
+    assert weights["bytes"] == sum(n for n, _, _ in weights["tensors"]) > 0
+    kinds = {k for _, _, k in weights["tensors"]}
+    assert kinds == ({"float32"} if precision == "fp32" else {"int8"})  # int8 weights; small biases stay
     (tmp_path / "m.onnx").write_bytes(stripped)
     entry = {"file": "m.onnx", "weights": weights | {"file": "m.weights"}}
     path = materialise_weights(str(tmp_path), entry)

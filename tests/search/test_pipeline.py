@@ -67,11 +67,21 @@ def test_search_end_to_end_and_resume(tmp_path, tiny_space_file, fake_table, spl
         assert {"arch", "params", "madds", "latency_ms"} <= set(t.user_attrs)
         assert "latency_over_budget_ms" in t.constraints
 
-    # same command with more trials: resumes the study, reuses the supernet
-    result2 = run_pipeline(_cfg(tmp_path, tiny_space_file, fake_table, trials=9), progress=False,
+    assert result["int8"] is None  # a float table: no int8 export unless asked
+
+    # same command with more trials: resumes the study, reuses the supernet; an int8 export asked for
+    result2 = run_pipeline(_cfg(tmp_path, tiny_space_file, fake_table, trials=9, int8_export=True), progress=False,
                            log=logs.append, splits=splits)
     assert not result2["supernet"]["trained_now"]
     assert result2["search"]["completed_trials"] == 9
+    int8 = result2["int8"]
+    assert (run / "best" / "model.int8.onnx").is_file() and int8["onnx"].endswith("model.int8.onnx")
+    for split in ("val", "test"):
+        fp32, q = int8[f"fp32_{split}_metrics"]["top1"], int8[f"int8_{split}_metrics"]["top1"]
+        assert 0 <= q <= 100 and int8[f"{split}_drop"] == pytest.approx(fp32 - q, abs=1e-3)
+    assert "## Int8 export" in (run / "report.md").read_text()
+    qs = ort.InferenceSession(str(run / "best" / "model.int8.onnx"), providers=["CPUExecutionProvider"])
+    assert qs.run(None, {"images": x.numpy()})[0].shape == got.shape
     numbers = [t.number for t in study.get_trials(states=(TrialState.COMPLETE,))]
     assert numbers[:6] == [t.number for t in done]
 
