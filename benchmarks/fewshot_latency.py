@@ -1,14 +1,18 @@
 """Benchmark: a new device's table from N measured networks (few-shot) vs the full measured table.
 
 The "new device" is a protocol of this machine that no shipped table was measured with: this
-VM at 1 ONNX Runtime thread (the shipped host table of this CPU kind comes from another VM), or
-2 intra-op threads (``--threads 2``). For it the script
+VM at 1 ONNX Runtime thread (the shipped host table of this CPU kind comes from another VM),
+2 intra-op threads (``--threads 2``), or int8 execution (``--precision int8``: every timed model
+quantized as ``nas.latency build --precision int8`` does). For it the script
 
 1. times the probe's 40 networks (``nas.latency probe``'s choice) and 100 held-out random subnets
    (seed 1000) together, in shuffled chunks, and fits the few-shot table from the base table and
    the first N = 10, 20, 40 probe networks; they are judged on the held-out times of this pass;
 2. builds the full table by measurement (every key of the space, as ``nas.latency build``), then
-   times the held-out subnets again and judges the full table on those.
+   times the held-out subnets and the probe's networks again (shuffled together) and judges the
+   full table on those held-out times;
+3. residual correction (issue #17 item 5): fits the full table's correction from the probe's
+   networks of phase 2 (``calibrate`` on a measured table) and judges it on the same held-out times.
 
 This VM's speed drifts by up to ~25% within minutes (another tenant on the host), so each table
 is judged on held-out times measured next to its own measurements; the difference between the two
@@ -18,6 +22,8 @@ Usage (from the repository root, on a quiet machine)::
 
     python benchmarks/fewshot_latency.py --threads 1 --out benchmarks/results/fewshot_latency_1t.json
     python benchmarks/fewshot_latency.py --threads 2 --out benchmarks/results/fewshot_latency_2t.json
+    python benchmarks/fewshot_latency.py --precision int8 --out benchmarks/results/fewshot_latency_int8.json \
+        --keep-table latency_tables/intel_xeon_avx512_2c_int8_large.json
 
 Targets (issue #17): with N <= 40, median |error| <= 5%, >= 90% of held-out subnets within +-10%,
 within 1.5 points of the full table's median error, at <= 1/20 of its measurement time.
@@ -68,12 +74,14 @@ def main() -> int:
     p.add_argument("--holdout", type=int, default=100)
     p.add_argument("--networks", default="10,20,40")
     p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--precision", default="fp32", choices=("fp32", "int8"), help="precision of the 'new device'")
+    p.add_argument("--keep-table", default=None, help="also write the full measured table here")
     p.add_argument("--out", required=True)
     args = p.parse_args()
 
     space = load_space(args.space)
     base = load_table(args.base_table, space=space)
-    settings = MeasureSettings(intra_op_threads=args.threads)
+    settings = MeasureSettings(intra_op_threads=args.threads, precision=args.precision)
     sizes = sorted(int(n) for n in args.networks.split(","))
     rng = np.random.default_rng(1000)
     held = [space.sample(rng) for _ in range(args.holdout)]
@@ -81,6 +89,7 @@ def main() -> int:
     picks = probe_networks(space, max(sizes), num_classes=args.num_classes, seed=0)
     probe_specs = [space.resolve(a, num_classes=args.num_classes) for _, a in picks]
     out = {"cpu": cpu_model(), "base_table": base.device, "space": space.name, "threads": args.threads,
+           "precision": args.precision,
            "settings": settings.__dict__, "holdout": args.holdout, "load_before": _load()}
 
     # phase 1: the probe's networks and the held-out subnets timed together, in shuffled chunks,
@@ -93,14 +102,20 @@ def main() -> int:
         measured[i] = m
     probe_ms, held_1 = measured[: len(probe_specs)], measured[len(probe_specs):]
     per_network_s = phase1_s / len(both)
-    # phase 2: the full table, then the held-out subnets again right after it; the full table is
-    # judged on these (this VM's speed drifts between phases: the two held-out passes say how much)
+    # phase 2: the full table, then the held-out subnets and the probe's networks again right after
+    # it; the full table is judged on these (this VM's speed drifts between phases: the two held-out
+    # passes say how much)
+    name = f"full_{args.threads}t" + ("" if args.precision == "fp32" else f"_{args.precision}")
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        full = build_table(f"full_{args.threads}t", Path(tmp) / "full.json", spaces=[space],
+        full = build_table(name, Path(args.keep_table or Path(tmp) / "full.json"), spaces=[space],
                            num_classes=(args.num_classes,), references=False, settings=settings)
         full_s = time.perf_counter() - t0
-    held_2, _, _ = _time(held_specs, settings, "held-out again")
+    ms2, timer2, _ = _time([both[i] for i in order], settings, "probe + held-out again")
+    measured2 = [0.0] * len(both)
+    for i, m in zip(order, ms2):
+        measured2[i] = m
+    probe_2, held_2 = measured2[: len(probe_specs)], measured2[len(probe_specs):]
     drift = error_metrics(held_2, held_1)
 
     def evaluate(table, truth):
@@ -110,12 +125,19 @@ def main() -> int:
             "base_table_as_is": evaluate(base, held_1), "base_table_as_is_phase2": evaluate(base, held_2),
             "seconds_per_network": round(per_network_s, 3),
             "drift_phase2_vs_phase1": drift, "few_shot": {}}
-    for n in sizes:
-        meas = Measurements(path="(in process)", kind="probe", space=space.name, space_digest=space.digest,
+    def measurements(n, ms, timer):
+        return Measurements(path="(in process)", kind="probe", space=space.name, space_digest=space.digest,
                             num_classes=args.num_classes, archs=tuple(a.to_string() for _, a in picks[:n]),
-                            ms=tuple(probe_ms[:n]), overhead_ms=probe_timer.overhead_ms, settings=settings.__dict__,
-                            cpu=cpu_model(), runtime_version="", canary_ms=probe_timer.canary_ms)
-        table, fit = calibrate_table(base, meas, name=f"fewshot_{n}", spaces=[space])
+                            ms=tuple(ms[:n]), overhead_ms=timer.overhead_ms, settings=settings.__dict__,
+                            cpu=cpu_model(), runtime_version="", canary_ms=timer.canary_ms)
+
+    corrected, rfit = calibrate_table(full, measurements(len(picks), probe_2, timer2), name=f"{name}_corrected",
+                                      spaces=[space])
+    out["residual_correction"] = {"networks": len(picks), "model": rfit.model, "coefficients": rfit.coefficients(),
+                                  "cv": rfit.cv, "before": out["full_table"]["held_out"],
+                                  "after": evaluate(corrected, held_2)}
+    for n in sizes:
+        table, fit = calibrate_table(base, measurements(n, probe_ms, probe_timer), name=f"fewshot_{n}", spaces=[space])
         held_out = evaluate(table, held_1)
         seconds = per_network_s * n
         out["few_shot"][str(n)] = {
@@ -143,6 +165,10 @@ def main() -> int:
         h = r["held_out"]
         print(f"| few-shot N={n} ({r['model']}) | {r['measure_seconds']:.0f} s | {h['median_abs_error_pct']:.2f}% | "
               f"{100 * h['within_10pct']:.0f}% | {h['kendall_tau']:.3f} |")
+    r = out["residual_correction"]
+    print(f"residual correction of the full table from {r['networks']} networks ({r['model']}): median "
+          f"{r['before']['median_abs_error_pct']:.2f}% -> {r['after']['median_abs_error_pct']:.2f}%, within 10% "
+          f"{100 * r['before']['within_10pct']:.0f}% -> {100 * r['after']['within_10pct']:.0f}%")
     print(f"drift of the held-out subnets between the phases: median {drift['median_abs_error_pct']:.2f}%, "
           f"mean signed {drift['mean_signed_error_pct']:+.2f}%")
     return 0
