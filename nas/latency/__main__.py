@@ -173,8 +173,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: {len(manifest['models'])} networks of {space.name}, {size:.1f} MB "
           f"(probe {manifest['probe']['id']}); on the device:\n"
           f"  tar xf {Path(args.out).name} && cd {folder} && python3 run_bundle.py   (needs numpy, onnxruntime)\n"
+          f"  (Android without Python: ./run_perf_test_adb.sh /path/to/onnxruntime_perf_test, see {folder}/README.md)\n"
           f"then here:\n  python -m nas.latency calibrate --base-table TABLE --measurements {folder}/results.json "
-          f"--name NEW_DEVICE")
+          f"--name NEW_DEVICE   (or --measurements {folder}/ for the perf_test logs)")
     return 0
 
 
@@ -354,8 +355,9 @@ def _parser() -> argparse.ArgumentParser:
                                          "pixel_cpu estimate from published Pixel-1 data")
     g = p.add_argument_group("few-shot: an existing table mapped onto the device that measured a probe")
     g.add_argument("--base-table", help="the table to map (a device name, 'host', or a table file)")
-    g.add_argument("--measurements", help="a probe's results.json (or its folder), or a validate --report of the "
-                                          "base table (a residual correction)")
+    g.add_argument("--measurements", help="a probe's results.json, or its folder (results.json or the perf_test/ logs "
+                                          "of run_perf_test_adb.sh), or a validate --report of the base table (a "
+                                          "residual correction)")
     g.add_argument("--here", action="store_true", help="write a probe and time it on this machine now (~1 min)")
     g.add_argument("--probe", help="the probe archive the measurements must come from (checked)")
     g.add_argument("--name", help="device name of the new table (written to latency_tables/NAME.json)")

@@ -36,7 +36,10 @@ from nas.latency._runner import MANIFEST_FORMAT, RESULTS_FORMAT, MeasureSettings
 from nas.latency._table import Entry, LatencyTable, LatencyTableError, SpaceRef, TableHeader, check_device_name
 from nas.space import SearchSpace
 
-__all__ = ["write_bundle", "import_bundle", "parse_perf_test"]
+__all__ = ["write_bundle", "import_bundle", "parse_perf_test", "write_adb_script"]
+
+#: What the adb script runs first in a probe: its networks ship without weights.
+_PROBE_PREPARE = "python3 run_bundle.py --write-weights   # the networks' weights (not shipped): python3 + numpy here\n"
 
 _RUNNER = Path(__file__).with_name("_runner.py")
 
@@ -76,7 +79,7 @@ ADB="adb${{2:+ -s $2}}"
 DIR=/data/local/tmp/nas_latency
 TASKSET=""            # e.g. "taskset f0" to run on the big cores
 cd "$(dirname "$0")"
-mkdir -p perf_test
+{prepare}mkdir -p perf_test
 $ADB shell mkdir -p $DIR/models
 $ADB push "$PERF_TEST" $DIR/onnxruntime_perf_test >/dev/null
 $ADB shell chmod +x $DIR/onnxruntime_perf_test
@@ -136,16 +139,24 @@ def write_bundle(
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     shutil.copyfile(_RUNNER, out / "run_bundle.py")
-    runs = settings.rounds * settings.repeats
     fmt = dict(
-        device=device, n=len(models), out=out, threads=settings.intra_op_threads, runs=runs,
+        device=device, n=len(models), out=out, threads=settings.intra_op_threads, runs=settings.rounds * settings.repeats,
         warmup=settings.warmup, rounds=settings.rounds, repeats=settings.repeats,
     )  # fmt: skip
     (out / "README.md").write_text(_README.format(**fmt))
-    script = out / "run_perf_test_adb.sh"
-    script.write_text(_ADB_SCRIPT.format(**fmt))
-    script.chmod(0o755)
+    write_adb_script(out, settings)
     return manifest
+
+
+def write_adb_script(folder: Path, settings: MeasureSettings, *, weights: bool = False) -> Path:
+    """``run_perf_test_adb.sh`` in ``folder``: every model timed with ``onnxruntime_perf_test`` over
+    adb, the logs kept in ``perf_test/``. ``weights``: the models ship without their weights (a
+    probe), so the script first has the runner write them here."""
+    script = folder / "run_perf_test_adb.sh"
+    script.write_text(_ADB_SCRIPT.format(runs=settings.rounds * settings.repeats, threads=settings.intra_op_threads,
+                                         prepare=_PROBE_PREPARE if weights else ""))
+    script.chmod(0o755)
+    return script
 
 
 _PERF_P50 = re.compile(r"P50 Latency:\s*([0-9.eE+-]+)\s*s")

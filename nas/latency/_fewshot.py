@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.latency._bundle import _Problems, _read_json, _short
+from nas.latency._bundle import _perf_test_results, _Problems, _read_json, _short
 from nas.latency._calibrate import FEATURES, layer_features, nnls
 from nas.latency._coverage import reference_layers, space_layers
 from nas.latency._modules import canary_layer
@@ -106,8 +106,11 @@ def read_measurements(path: str | Path, *, probe: dict[str, Any] | None = None) 
     if path.is_dir():
         if (path / "results.json").is_file():
             path = path / "results.json"
+        elif (path / "perf_test").is_dir():
+            return _read_probe(path, _perf_test_probe(path), probe)
         else:
-            raise LatencyTableError(f"{path} is a folder without results.json: run run_bundle.py in it first")
+            raise LatencyTableError(f"{path} is a folder without results.json or perf_test/ logs: run run_bundle.py "
+                                    "(or run_perf_test_adb.sh) in it first")
     data = _read_json(path, _HINT)
     if not isinstance(data, dict):
         raise LatencyTableError(f"{path}: must be a JSON object, got {type(data).__name__} ({_HINT})")
@@ -120,6 +123,25 @@ def read_measurements(path: str | Path, *, probe: dict[str, Any] | None = None) 
     if "probe" not in data:
         raise LatencyTableError(f"{path} holds the results of a per-key bundle, not of a probe: turn it into a "
                                 "table with python -m nas.latency import")
+    return _read_probe(path, data, probe)
+
+
+def _perf_test_probe(folder: Path) -> dict[str, Any]:
+    """A probe's ``results.json``-like mapping from its ``perf_test/`` logs (``run_perf_test_adb.sh``)."""
+    manifest = _read_json(folder / "manifest.json", _HINT)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("probe"), dict):
+        raise LatencyTableError(f"{folder}/manifest.json is not a probe's manifest: give --measurements the "
+                                "folder of a probe made by python -m nas.latency probe")
+    for key in ("models", "overhead", "canary", "settings"):
+        if key not in manifest:
+            raise LatencyTableError(f"{folder}/manifest.json: required key {key!r} is missing ({_HINT})")
+    data = _perf_test_results(folder, manifest)
+    data["probe"] = manifest["probe"]
+    data["disturbed_chunks"] = 0
+    return data
+
+
+def _read_probe(path: Path, data: dict[str, Any], probe: dict[str, Any] | None) -> Measurements:
     p = _Problems(path, _HINT, "not usable measurements")
     meta = p.get(data, "probe", "", "object", default={})
     if meta.get("format") != PROBE_FORMAT:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from nas.export import ONNX_OPSET
+from nas.latency._bundle import write_adb_script
 from nas.latency._modules import canary_layer, layer_module, model_bytes, onnx_bytes, overhead_module
 from nas.latency._runner import MANIFEST_FORMAT, MeasureSettings
 from nas.shapes import walk
@@ -66,9 +67,20 @@ Linux board, Raspberry Pi, Chromebook, x86 or ARM server - anything with Python 
     python3 run_bundle.py                # writes results.json (resumable); {threads} intra-op thread(s)
     python3 run_bundle.py --threads 4    # another protocol: recorded in results.json
 
-Android: in Termux (`pkg install python python-numpy`) with an onnxruntime build for Android's
-Python, the same two commands. ONNX Runtime publishes no such wheel, so on a stock phone use a
-Linux board of the same SoC family, or build onnxruntime's Python package for Termux.
+Android with Python: in Termux (`pkg install python python-numpy`) with an onnxruntime build for
+Android's Python, the same two commands (ONNX Runtime publishes no such wheel: build its Python
+package for Termux).
+
+Android without Python: ONNX Runtime's own benchmark tool, `onnxruntime_perf_test`, built for
+arm64-v8a (`./build.sh --android --android_abi arm64-v8a --build_dir build_android ...` in the
+ONNX Runtime source; the binary is in `build_android/Release/`), over adb from this folder:
+
+    ./run_perf_test_adb.sh /path/to/onnxruntime_perf_test [adb serial]
+
+It first writes the networks' weights here (`python3 run_bundle.py --write-weights`: Python and
+numpy on this computer, not on the phone), pushes the models, runs each with `-e cpu -x {threads}
+-y 1 -r {runs}`, and keeps every log in `perf_test/` (resumable; edit TASKSET to pin a big core).
+Then give calibrate the folder: `--measurements {folder}/` reads the logs.
 
 Keep the device quiet (no other load, screen on, charger in) while it runs: about {minutes} min on a
 phone-class CPU, less on a desktop.
@@ -244,11 +256,12 @@ def write_probe(
         }
         (root / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         shutil.copyfile(Path(__file__).with_name("_runner.py"), root / "run_bundle.py")
+        write_adb_script(root, settings, weights=True)
         runs = settings.rounds * (settings.warmup + settings.repeats)
         (root / "README.md").write_text(_README.format(
             n=len(models), space=space.name, tar_name=out.name, folder=folder, threads=settings.intra_op_threads,
             minutes=max(1, round(len(models) * runs * 0.08 / 60)), warmup=settings.warmup, rounds=settings.rounds,
-            repeats=settings.repeats, chunk=chunk_size))  # fmt: skip
+            repeats=settings.repeats, chunk=chunk_size, runs=settings.rounds * settings.repeats))  # fmt: skip
         out.parent.mkdir(parents=True, exist_ok=True)
         mode = "w:gz" if out.name.endswith((".gz", ".tgz")) else "w"
         tmp_out = out.with_name(out.name + ".part")

@@ -339,9 +339,19 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, help="intra-op threads (default: the bundle's, usually 1)")
     parser.add_argument("--chunk-size", type=int, help="models timed interleaved (default: the bundle's, or 32)")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--write-weights", action="store_true",
+                        help="only write the weights of the models shipped without them (a probe's networks), "
+                             "e.g. before pushing the models to a phone for onnxruntime_perf_test; then exit")
     args = parser.parse_args(argv)
     with open(os.path.join(args.bundle, "manifest.json")) as f:
-        stored = json.load(f)["settings"]
+        manifest = json.load(f)
+    if args.write_weights:
+        written = [materialise_weights(args.bundle, m) for m in manifest["models"]]
+        total = sum(os.path.getsize(w) for w in written if w)
+        print(f"wrote the weights of {sum(1 for w in written if w)} models ({total / 1e6:.1f} MB) in "
+              f"{os.path.join(args.bundle, 'models')}")
+        return 0
+    stored = manifest["settings"]
     if args.threads:
         stored["intra_op_threads"] = args.threads
     path = run_bundle(args.bundle, MeasureSettings(**stored), args.chunk_size, progress=not args.quiet)

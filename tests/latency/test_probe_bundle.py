@@ -13,6 +13,8 @@ import onnxruntime as ort
 import pytest
 
 from nas.latency._probe_bundle import probe_networks, read_probe_manifest, strip_weights, write_probe
+from nas.latency import LatencyTableError
+from nas.latency._fewshot import read_measurements
 from nas.latency._runner import materialise_weights
 
 
@@ -66,7 +68,8 @@ def probe_dir(tmp_path_factory, micro_space, fast_settings):
 
 def test_the_runner_alone_times_every_network_of_the_probe(probe_dir):
     tar, folder, manifest = probe_dir
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "manifest.json", "models", "run_bundle.py"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "manifest.json", "models", "run_bundle.py",
+                                                        "run_perf_test_adb.sh"]
     assert read_probe_manifest(tar) == manifest
     # the runner needs only numpy and onnxruntime: run it as the device would, from the folder
     subprocess.run([sys.executable, "run_bundle.py", "--quiet"], cwd=folder, check=True, env={"PATH": os.environ["PATH"]})
@@ -77,3 +80,47 @@ def test_the_runner_alone_times_every_network_of_the_probe(probe_dir):
     assert all(v["ms"] > 0 for v in results["results"].values())
     assert not list((folder / "models").glob("*.weights"))  # written for loading, then removed
     assert "cpu_model" in results["device_info"]
+
+
+_FAKE_ADB = """#!/bin/sh
+# stands in for adb + a phone: logs every call, answers a perf_test run with a P50 line
+echo "$*" >> "$ADB_LOG"
+case "$*" in
+  *"onnxruntime_perf_test -e cpu"*) echo "Session creation time cost: 0.01 s"; echo "P50 Latency: 0.00125 s" ;;
+esac
+"""
+
+
+def test_android_route_writes_weights_pushes_and_its_logs_are_measurements(probe_dir, tmp_path):
+    """run_perf_test_adb.sh of a probe (adb faked): weights written here first, every network and
+    the overhead / canary models timed once, resumable; calibrate reads the folder's logs."""
+    tar, _, manifest = probe_dir
+    with tarfile.open(tar) as t:
+        t.extractall(tmp_path, filter="data")
+    folder = tmp_path / "probe"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "adb").write_text(_FAKE_ADB)
+    (bin_dir / "adb").chmod(0o755)
+    (bin_dir / "python3").symlink_to(sys.executable)  # the runner's python (numpy) writes the weights
+    log = tmp_path / "adb.log"
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "ADB_LOG": str(log)}
+    run = [str(folder / "run_perf_test_adb.sh"), "/opt/onnxruntime_perf_test", "SERIAL1"]
+    subprocess.run(run, cwd=tmp_path, check=True, env=env, capture_output=True)
+    networks = manifest["probe"]["networks"]
+    assert len(list((folder / "models").glob("*.weights"))) == len(networks)  # written before the push
+    calls = log.read_text().splitlines()
+    assert all(c.startswith("-s SERIAL1 ") for c in calls)
+    assert sum("onnxruntime_perf_test -e cpu" in c for c in calls) == len(networks) + 2  # + overhead, canary
+    assert any("push models/. " in c for c in calls)
+    meas = read_measurements(folder)
+    assert len(meas) == len(networks) and set(meas.ms) == {1.25} and meas.overhead_ms == 1.25
+    assert meas.probe_id == manifest["probe"]["id"] and meas.cpu == "android (onnxruntime_perf_test)"
+    # resumable: a second run times nothing again
+    log.write_text("")
+    subprocess.run(run, cwd=tmp_path, check=True, env=env, capture_output=True)
+    assert not any("onnxruntime_perf_test -e cpu" in c for c in log.read_text().splitlines())
+    # an interrupted run: a missing log is refused, naming the remedy
+    (folder / "perf_test" / f"{networks[3]['key']}.txt").unlink()
+    with pytest.raises(LatencyTableError, match="1 of the probe's 10 networks were not measured"):
+        read_measurements(folder)
