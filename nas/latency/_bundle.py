@@ -39,7 +39,7 @@ from nas.space import SearchSpace
 __all__ = ["write_bundle", "import_bundle", "parse_perf_test", "write_adb_script"]
 
 #: What the adb script runs first in a probe: its networks ship without weights.
-_PROBE_PREPARE = "python3 run_bundle.py --write-weights   # the networks' weights (not shipped): python3 + numpy here\n"
+_PROBE_PREPARE = "python3 run_bundle.py --write-weights   # the networks' weights (not shipped), written here\n"
 
 _RUNNER = Path(__file__).with_name("_runner.py")
 

@@ -77,8 +77,8 @@ ONNX Runtime source; the binary is in `build_android/Release/`), over adb from t
 
     ./run_perf_test_adb.sh /path/to/onnxruntime_perf_test [adb serial]
 
-It first writes the networks' weights here (`python3 run_bundle.py --write-weights`: Python and
-numpy on this computer, not on the phone), pushes the models, runs each with `-e cpu -x {threads}
+It first writes the networks' weights here (`python3 run_bundle.py --write-weights`: Python with
+numpy and onnxruntime on this computer, not on the phone), pushes the models, runs each with `-e cpu -x {threads}
 -y 1 -r {runs}`, and keeps every log in `perf_test/` (resumable; edit TASKSET to pin a big core).
 Then give calibrate the folder: `--measurements {folder}/` reads the logs.
 

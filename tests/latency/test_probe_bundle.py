@@ -102,9 +102,9 @@ def test_android_route_writes_weights_pushes_and_its_logs_are_measurements(probe
     bin_dir.mkdir()
     (bin_dir / "adb").write_text(_FAKE_ADB)
     (bin_dir / "adb").chmod(0o755)
-    (bin_dir / "python3").symlink_to(sys.executable)  # the runner's python (numpy) writes the weights
     log = tmp_path / "adb.log"
-    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "ADB_LOG": str(log)}
+    # python3 of this environment (numpy, onnxruntime) writes the weights, as on the workstation
+    env = {"PATH": f"{bin_dir}:{os.path.dirname(sys.executable)}:{os.environ['PATH']}", "ADB_LOG": str(log)}
     run = [str(folder / "run_perf_test_adb.sh"), "/opt/onnxruntime_perf_test", "SERIAL1"]
     subprocess.run(run, cwd=tmp_path, check=True, env=env, capture_output=True)
     networks = manifest["probe"]["networks"]
