@@ -112,6 +112,8 @@ def test_kill_9_mid_trial_then_rerun_completes_the_study(env, kind, tmp_path, re
                 break
             time.sleep(0.02)
         proc.wait()
+        if proc.returncode == 0:  # every trial finished between two polls: a lost race, not a failure
+            pytest.skip("the run completed before a kill could land (busy machine); nothing to resume")
         assert proc.returncode == -signal.SIGKILL, (tmp_path / f"log{attempt}").read_text()
         running = _load(env, storage).get_trials(states=(TrialState.RUNNING,))
         if running:
