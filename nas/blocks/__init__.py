@@ -11,6 +11,7 @@ tables dispatch through the registry and know no kind by name. A new kind is one
 a ``@register``-ed kind class (see docs/blocks.md).
 """
 
+from nas.blocks._choices import MAX_SHOWN_CHARS, Number, PositiveInt, SearchAct, choice_list, fmt_set, member, short
 from nas.blocks._elastic import (
     ElasticBatchNorm2d,
     ElasticBiasConv,
@@ -51,6 +52,14 @@ from nas.blocks.fused import FusedInvertedBottleneck, FusedSpec
 from nas.blocks.uib import UIB_KERNELS, ElasticUIB, UIBArch, UIBChoices, UIBSpec, UniversalInvertedBottleneck
 
 __all__ = [
+    "MAX_SHOWN_CHARS",
+    "Number",
+    "PositiveInt",
+    "SearchAct",
+    "choice_list",
+    "fmt_set",
+    "member",
+    "short",
     "BNECK_KERNELS",
     "DEFAULT_KIND",
     "UIB_KERNELS",

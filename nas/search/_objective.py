@@ -14,7 +14,7 @@ from nas.search._study import CONSTRAINT_NAME
 from nas.shapes import LayerSpec, walk
 from nas.blocks import arch_to_token
 from nas.space import Arch, SearchSpace
-from nas.space._slots import KindSlot, Slot
+from nas.space import KindSlot, Slot
 
 __all__ = ["Candidate", "suggest_arch", "suggest_block", "block_params", "record_arch", "record_metrics", "previous_trial", "Objective"]
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from nas.blocks import arch_to_token, kind_of_arch
 from nas.space import Arch, SearchSpace
-from nas.space._slots import KindSlot, Slot
+from nas.space import KindSlot, Slot
 
 __all__ = ["arch_to_params", "block_to_params"]
 

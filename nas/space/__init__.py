@@ -11,6 +11,7 @@ from nas.space._schema import (
     load_space_config,
     parse_space,
 )
+from nas.space._slots import KindSlot, Slot
 from nas.space._space import SearchSpace, load_space
 
 __all__ = [
@@ -19,7 +20,9 @@ __all__ = [
     "Arch",
     "BlockArch",
     "HeadConfig",
+    "KindSlot",
     "SearchSpace",
+    "Slot",
     "SpaceConfig",
     "StageConfig",
     "StemConfig",

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from nas.blocks import SearchableKind, kind_of_arch, kind_of_choices
-from nas.blocks._choices import fmt_set
+from nas.blocks import fmt_set
 from nas.errors import ArchError
 
 __all__ = ["KindSlot", "Slot", "stage_slots"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from nas.blocks import kind_of_arch
-from nas.blocks._choices import fmt_set as _fmt
+from nas.blocks import fmt_set as _fmt
 from nas.errors import ArchError
 from nas.netspec import HeadSpec, NetworkSpec, StemSpec, classifier_hidden, scaled_channels
 from nas.space._arch import Arch

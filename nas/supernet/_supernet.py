@@ -13,7 +13,7 @@ from torch import nn
 
 from nas.blocks import (ElasticBatchNorm2d, ElasticBneck, ElasticConvBN, ElasticLinear, ElasticSqueezeExcite,
                         kind_of, searchable_kind)
-from nas.blocks._elastic import activation
+from nas.activations import apply_activation as activation
 from nas.errors import ArchError
 from nas.netspec import NetworkSpec
 from nas.nn import MobileNet, build_network
