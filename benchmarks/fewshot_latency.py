@@ -60,11 +60,16 @@ def _load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def _time(specs, settings, desc):
+def _time_shuffled(specs, order, settings, desc):
+    """Time ``specs`` in the shuffled ``order`` (the tables' protocol, 10 per chunk); the times come
+    back in the order of ``specs``, with the timer and the seconds taken."""
     t0 = time.perf_counter()
     timer = Timer(settings)
-    ms = [t.ms for t in measure_networks(specs, timer, chunk_size=10, progress=True, desc=desc)]
-    return ms, timer, time.perf_counter() - t0
+    ms = [t.ms for t in measure_networks([specs[i] for i in order], timer, chunk_size=10, progress=True, desc=desc)]
+    measured = [0.0] * len(specs)
+    for i, m in zip(order, ms):
+        measured[i] = m
+    return measured, timer, time.perf_counter() - t0
 
 
 def main() -> int:
@@ -98,10 +103,7 @@ def main() -> int:
     # so both see the machine in the same state; the few-shot tables are judged on these
     order = np.random.default_rng(1).permutation(len(probe_specs) + len(held_specs))
     both = probe_specs + held_specs
-    ms, probe_timer, phase1_s = _time([both[i] for i in order], settings, "probe + held-out")
-    measured = [0.0] * len(both)
-    for i, m in zip(order, ms):
-        measured[i] = m
+    measured, probe_timer, phase1_s = _time_shuffled(both, order, settings, "probe + held-out")
     probe_ms, held_1 = measured[: len(probe_specs)], measured[len(probe_specs):]
     per_network_s = phase1_s / len(both)
     # phase 2: the full table, then the held-out subnets and the probe's networks again right after
@@ -113,10 +115,7 @@ def main() -> int:
     full = build_table(name, keep, spaces=[space], num_classes=(args.num_classes,), references=False,
                        settings=settings)
     full_s = time.perf_counter() - t0
-    ms2, timer2, _ = _time([both[i] for i in order], settings, "probe + held-out again")
-    measured2 = [0.0] * len(both)
-    for i, m in zip(order, ms2):
-        measured2[i] = m
+    measured2, timer2, _ = _time_shuffled(both, order, settings, "probe + held-out again")
     probe_2, held_2 = measured2[: len(probe_specs)], measured2[len(probe_specs):]
     drift = error_metrics(held_2, held_1)
 

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from nas.latency._bundle import _perf_test_results, _Problems, _read_json, _short
+from nas.latency._bundle import _check_manifest, _perf_test_results, _Problems, _read_json, _short
 from nas.latency._calibrate import FEATURES, layer_features, nnls
 from nas.latency._coverage import reference_layers, space_layers
 from nas.latency._modules import canary_layer
@@ -132,9 +132,7 @@ def _perf_test_probe(folder: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or not isinstance(manifest.get("probe"), dict):
         raise LatencyTableError(f"{folder}/manifest.json is not a probe's manifest: give --measurements the "
                                 "folder of a probe made by python -m nas.latency probe")
-    for key in ("models", "overhead", "canary", "settings"):
-        if key not in manifest:
-            raise LatencyTableError(f"{folder}/manifest.json: required key {key!r} is missing ({_HINT})")
+    _check_manifest(manifest, folder / "manifest.json", perf_test=True)  # what the logs are read through
     data = _perf_test_results(folder, manifest)
     data["probe"] = manifest["probe"]
     data["disturbed_chunks"] = 0

@@ -13,8 +13,7 @@ from nas.netspec import NetworkSpec
 from nas.search._study import CONSTRAINT_NAME
 from nas.shapes import LayerSpec, walk
 from nas.blocks import arch_to_token
-from nas.space import Arch, SearchSpace
-from nas.space import KindSlot, Slot
+from nas.space import Arch, KindSlot, SearchSpace, Slot
 
 __all__ = ["Candidate", "suggest_arch", "suggest_block", "block_params", "record_arch", "record_metrics", "previous_trial", "Objective"]
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from nas.blocks import arch_to_token, kind_of_arch
-from nas.space import Arch, SearchSpace
-from nas.space import KindSlot, Slot
+from nas.space import Arch, KindSlot, SearchSpace, Slot
 
 __all__ = ["arch_to_params", "block_to_params"]
 

@@ -27,8 +27,20 @@ from pydantic import field_validator, model_validator
 from pydantic.dataclasses import dataclass
 
 from nas.activations import SEARCH_ACTIVATIONS
-from nas.blocks import DEFAULT_KIND, BNECK_KERNELS, kind_of_choices, searchable_kind, searchable_kinds
-from nas.blocks import MAX_SHOWN_CHARS, Number, PositiveInt, SearchAct, choice_list, member, short
+from nas.blocks import (
+    BNECK_KERNELS,
+    DEFAULT_KIND,
+    MAX_SHOWN_CHARS,
+    Number,
+    PositiveInt,
+    SearchAct,
+    choice_list,
+    kind_of_choices,
+    member,
+    searchable_kind,
+    searchable_kinds,
+    short,
+)
 from nas._yaml import load_yaml_file
 from nas.errors import ConfigError
 
