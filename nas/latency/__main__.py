@@ -39,6 +39,17 @@ __all__ = ["main"]
 DEFAULT_SPACE = "mobilenetv3_large"
 
 
+def _composition_subnets(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n != 0 and n < 4:
+        raise argparse.ArgumentTypeError(f"--composition-subnets must be 0 (no composition fit) or an integer >= 4, "
+                                         f"got {text!r}")
+    return n
+
+
 def _num_classes(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.split(","))
@@ -111,9 +122,18 @@ def cmd_build(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     h = table.header
+    terms = h.composition_terms
+    comp = h.composition or {}
+    fit = ""
+    if "per_space" in comp:
+        fit = "; whole subnets, median |error| before -> after: " + ", ".join(
+            f"{name} {v['median_abs_error_pct_before']:.1f}% -> {v['median_abs_error_pct_after']:.1f}%"
+            for name, v in comp["per_space"].items())
     print(
-        f"{path}: {len(table)} keys, overhead {h.overhead_ms * 1000:.1f} us/call, per-layer composition "
-        f"correction {h.layer_correction_ms * 1000:+.1f} us, spaces {', '.join(s.name for s in h.spaces)}"
+        f"{path}: {len(table)} keys, overhead {h.overhead_ms * 1000:.1f} us/call, spaces "
+        f"{', '.join(s.name for s in h.spaces)}\ncomposition ({comp.get('model', 'constant')}): "
+        f"{terms.get('layer', 0.0) * 1000:+.2f} us per layer, {100 * terms.get('host_ms', 0.0):+.1f}% of its own time, "
+        f"{terms.get('written_melems', 0.0):.4f} ms per written Melement{fit}"
     )
     return 0
 
@@ -313,8 +333,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--description", help="free text stored in the header")
     p.add_argument("--out", help="write here instead of latency_tables/DEVICE.json")
     p.add_argument("--chunk-size", type=int_arg(1), default=48)
-    p.add_argument("--composition-subnets", type=int, default=24,
-                   help="random subnets timed whole to fit the per-layer composition correction (0: none)")
+    p.add_argument("--composition-subnets", type=_composition_subnets, default=16,
+                   help="random subnets of each space timed whole to fit the composition correction "
+                        "(0: none, else >= 4; default 16)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_protocol(p)
     p.set_defaults(func=cmd_build)

@@ -16,13 +16,15 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from nas.latency._composition import EXTRA_SUBNETS, composition_features
+from nas.latency._composition import fit_composition as fit_composition_terms
 from nas.latency._coverage import DEFAULT_NUM_CLASSES, reference_layers, space_layers
 from nas.latency._measure import MeasureSettings, Timer, cpu_model, measure_networks
 from nas.export import ONNX_OPSET
 from nas.latency._modules import canary_layer, layer_module, model_bytes
 from nas.latency._table import Entry, LatencyTable, LatencyTableError, SpaceRef, TableHeader, check_device_name
 from nas.shapes import LayerSpec, walk
-from nas.space import SearchSpace
+from nas.space import SearchSpace, load_space
 
 __all__ = ["COMPOSITION_SEED", "measured_header", "build_table", "required_layers", "fit_composition"]
 
@@ -79,32 +81,48 @@ COMPOSITION_SEED = 1_000_003
 
 
 def fit_composition(
-    table: LatencyTable, space: SearchSpace, timer: Timer, subnets: int, *, num_classes: int = 1000,
+    table: LatencyTable, spaces: Sequence[SearchSpace], timer: Timer, subnets: int, *, num_classes: int = 1000,
     progress: bool = False,
-) -> tuple[float, dict]:
-    """Per-layer correction: the median over ``subnets`` random members (timed whole) of
-    ``(measured - uncorrected prediction) / n_layers``. Inside a network a layer finds colder
-    caches than when it is timed alone over and over; this measures the difference instead of
-    guessing it. Returns ``(layer_correction_ms, details for the header)``."""
-    rng = np.random.default_rng(COMPOSITION_SEED)
-    specs = [space.resolve(space.sample(rng), num_classes=num_classes) for _ in range(subnets)]
-    raw = LatencyTable(replace(table.header, layer_correction_ms=0.0), table.entries)
-    layers = [walk(spec) for spec in specs]
-    predicted = np.array([raw.predict_layers(l) for l in layers])
+) -> dict:
+    """Time ``subnets`` random members of each space whole and fit the table's composition model
+    on them (:func:`nas.latency._composition.fit_composition`): inside a network a layer finds
+    colder caches, and skips the allocation of its input and output that it pays when timed alone;
+    this measures the difference instead of guessing it. Returns the header's ``composition``."""
+    raw = LatencyTable(replace(table.header, layer_correction_ms=0.0, composition=None), table.entries)
+    specs, groups = [], []
+    for space in spaces:
+        rng = np.random.default_rng(COMPOSITION_SEED)
+        specs += [space.resolve(space.sample(rng), num_classes=num_classes) for _ in range(subnets)]
+        groups += [space.name] * subnets
+    nets = [walk(spec) for spec in specs]
+    overhead = raw.header.overhead_ms
+    rows = np.array([sum(composition_features(l, raw.lookup(l.key) - overhead) for l in layers) for layers in nets])
+    uncorrected = np.array([raw.predict_layers(layers) for layers in nets])
     measured = np.array([t.ms for t in measure_networks(specs, timer, progress=progress, desc="composition")])
-    n = np.array([len(l) for l in layers])
-    per_layer = float(np.median((measured - predicted) / n))
-    corrected = predicted + n * per_layer
-    err = lambda p: float(np.median(np.abs(p - measured) / measured) * 100)  # noqa: E731
-    return per_layer, {
-        "space": space.name,
-        "subnets": subnets,
-        "seed": COMPOSITION_SEED,
-        "per_layer_ms": round(per_layer, 6),
-        "median_abs_error_pct_before": round(err(predicted), 2),
-        "median_abs_error_pct_after": round(err(corrected), 2),
-        "mean_signed_error_pct_before": round(float(np.mean((predicted - measured) / measured) * 100), 2),
-    }
+    fit = fit_composition_terms(rows, uncorrected, measured, groups)
+    return {"spaces": [{"name": s.name, "digest": s.digest} for s in spaces], "subnets_per_space": subnets,
+            "seed": COMPOSITION_SEED, "num_classes": num_classes} | fit
+
+
+def composition_spaces(spaces: Sequence[SearchSpace], refs: Sequence[SpaceRef]) -> list[SearchSpace]:
+    """The spaces a table's composition is fitted on: those being built, and those the table
+    already covers that can be loaded by name with the same digest (shipped spaces)."""
+    out = {s.digest: s for s in spaces}
+    for ref in refs:
+        if ref.digest in out:
+            continue
+        try:
+            space = load_space(ref.name)
+        except Exception:  # noqa: BLE001 - a custom space that is not given again: left out
+            continue
+        if space.digest == ref.digest:
+            out[space.digest] = space
+    return list(out.values())
+
+
+def _fitted_on(header: TableHeader) -> set[str]:
+    comp = header.composition or {}
+    return {s.get("digest") for s in comp.get("spaces", ()) if isinstance(s, Mapping)}
 
 
 def _progress(total: int, initial: int, enabled: bool, desc: str):
@@ -124,7 +142,7 @@ def build_table(
     settings: MeasureSettings | None = None,
     description: str = "",
     chunk_size: int = 48,
-    composition_subnets: int = 24,
+    composition_subnets: int = 16,
     progress: bool = True,
     timer_factory: Callable[[MeasureSettings], Timer] = Timer,
 ) -> LatencyTable:
@@ -140,12 +158,18 @@ def build_table(
         extra_layers: more layers to measure (tests, custom networks).
         settings: the timing protocol.
         chunk_size: keys exported, timed together (interleaved) and saved at a time.
-        composition_subnets: random subnets of the first space timed whole, once per table, to
-            fit the per-layer composition correction (0: none).
+        composition_subnets: random subnets of each covered space timed whole to fit the
+            composition correction (0: none; otherwise at least 4). Fitted once, and again when
+            the table comes to cover a space it was not fitted on.
 
     Raises:
         LatencyTableError: the existing file is corrupted, or was measured with another protocol.
     """
+    if isinstance(composition_subnets, bool) or not isinstance(composition_subnets, int) or (
+        composition_subnets != 0 and composition_subnets < 1 + EXTRA_SUBNETS
+    ):
+        raise ValueError(f"composition_subnets must be 0 (no composition fit) or an integer >= {1 + EXTRA_SUBNETS}, "
+                         f"got {composition_subnets!r}")
     settings = settings or MeasureSettings()
     path = Path(path)
     layers = required_layers(spaces, num_classes, references)
@@ -212,13 +236,15 @@ def build_table(
         )
         raise
     bar.close()
-    if composition_subnets and spaces and table.header.composition is None:
+    fit_spaces = composition_spaces(spaces, new_spaces)
+    if composition_subnets and fit_spaces and _fitted_on(table.header) != {sp.digest for sp in fit_spaces}:
         timer = timer or timer_factory(settings)
-        per_layer, details = fit_composition(
-            table, spaces[0], timer, composition_subnets, num_classes=max(num_classes), progress=progress
+        details = fit_composition(
+            table, fit_spaces, timer, composition_subnets, num_classes=max(num_classes), progress=progress
         )
+        per_layer = details["terms"].pop("layer")  # the header's layer_correction_ms
         table = LatencyTable(
-            replace(table.header, layer_correction_ms=round(per_layer, 6), composition=details), table.entries, path
+            replace(table.header, layer_correction_ms=per_layer, composition=details), table.entries, path
         )
         problems = table.term_problems()
         if problems:  # not saved: the file keeps the keys, and the same command fits again

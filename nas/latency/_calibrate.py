@@ -196,14 +196,8 @@ def layer_features(layer: LayerSpec, host_ms: float) -> np.ndarray:
     return np.array([host_ms, dense / 1e6, dw / 1e6, se / 1e6, written / 1e6, hsw / 1e6, 1.0])
 
 
-def _in_network_ms(host: LatencyTable, layer: LayerSpec) -> float:
-    """A layer's host time inside a network: net of the per-call overhead, plus the composition
-    correction (so the host features of a network sum to the host table's prediction)."""
-    return host.lookup(layer.key) - host.header.overhead_ms + host.header.layer_correction_ms
-
-
 def _row(obs: Observation, host: LatencyTable) -> np.ndarray:
-    return sum(layer_features(l, _in_network_ms(host, l)) for l in obs.layers)
+    return sum(layer_features(l, host.in_network_ms(l)) for l in obs.layers)
 
 
 def _host_pred(obs: Observation, host: LatencyTable) -> float:
@@ -386,7 +380,7 @@ def calibrate_pixel(
 
     entries = {}
     for key, layer in _host_layers(host).items():
-        ms = float(layer_features(layer, _in_network_ms(host, layer)) @ theta)
+        ms = float(layer_features(layer, host.in_network_ms(layer)) @ theta)
         entries[key] = Entry(max(ms, 1e-4))
     h = host.header
     header = replace(

@@ -38,6 +38,7 @@ import numpy as np
 
 from nas.latency._bundle import _check_manifest, _perf_test_results, _Problems, _read_json, _short
 from nas.latency._calibrate import FEATURES, layer_features, nnls
+from nas.latency._composition import errors
 from nas.latency._coverage import reference_layers, space_layers
 from nas.latency._modules import canary_layer
 from nas.latency._probe_bundle import PROBE_FORMAT, probe_id
@@ -221,13 +222,9 @@ def _read_validation(path: Path, data: dict[str, Any]) -> Measurements:
 
 
 # -- the fit -----------------------------------------------------------------------------------------
-def _in_network_ms(base: LatencyTable, layer: LayerSpec) -> float:
-    return base.lookup(layer.key) - base.header.overhead_ms + base.header.layer_correction_ms
-
-
 def network_features(base: LatencyTable, layers: Sequence[LayerSpec]) -> np.ndarray:
     """The sum over a network's layers of their :data:`FEATURES` on ``base``."""
-    return sum(layer_features(layer, _in_network_ms(base, layer)) for layer in layers)
+    return sum(layer_features(layer, base.in_network_ms(layer)) for layer in layers)
 
 
 def _solve(rows: np.ndarray, ms: np.ndarray) -> np.ndarray:
@@ -235,15 +232,6 @@ def _solve(rows: np.ndarray, ms: np.ndarray) -> np.ndarray:
     a = rows / ms[:, None]
     scale = np.maximum(np.abs(a).max(axis=0), 1e-12)
     return nnls(a / scale, np.ones(len(ms))) / scale
-
-
-def _errors(pred: np.ndarray, ms: np.ndarray) -> dict[str, float]:
-    e = 100.0 * (pred - ms) / ms
-    return {"median_abs_error_pct": round(float(np.median(np.abs(e))), 3),
-            "mean_abs_error_pct": round(float(np.mean(np.abs(e))), 3),
-            "max_abs_error_pct": round(float(np.max(np.abs(e))), 3),
-            "within_5pct": round(float(np.mean(np.abs(e) <= 5)), 3),
-            "within_10pct": round(float(np.mean(np.abs(e) <= 10)), 3)}
 
 
 @dataclass(frozen=True)
@@ -306,7 +294,7 @@ def fit_fewshot(rows: np.ndarray, ms: np.ndarray, overhead_ms: float, *, model: 
             keep = np.arange(n) != i
             loo[i] = x[i] @ _solve(x[keep], y[keep]) + overhead_ms
         theta = _solve(x, y)
-        candidates[name] = {"theta": theta, "cv": _errors(loo, ms), "in_sample": _errors(x @ theta + overhead_ms, ms)}
+        candidates[name] = {"theta": theta, "cv": errors(loo, ms), "in_sample": errors(x @ theta + overhead_ms, ms)}
     # lowest leave-one-out mean |error| (it sees the tail that the median ignores); a bigger model
     # must beat a smaller one by 0.1 points
     best = names[0]
@@ -320,7 +308,7 @@ def fit_fewshot(rows: np.ndarray, ms: np.ndarray, overhead_ms: float, *, model: 
         cv=c["cv"], in_sample=c["in_sample"],
         candidates={k: {"cv": v["cv"], "in_sample": v["in_sample"],
                         "theta": dict(zip(MODELS[k], (float(t) for t in v["theta"])))} for k, v in candidates.items()},
-        base_cv=_errors(base_pred, ms),
+        base_cv=errors(base_pred, ms),
     )  # fmt: skip
 
 
@@ -379,7 +367,7 @@ def calibrate_table(
     fit = fit_fewshot(rows, ms, meas.overhead_ms, model=model)
     theta = fit.full_theta()
     layers = table_layers(base, spaces)
-    entries = {k: Entry(round(meas.overhead_ms + float(layer_features(l, _in_network_ms(base, l)) @ theta), 6))
+    entries = {k: Entry(round(meas.overhead_ms + float(layer_features(l, base.in_network_ms(l)) @ theta), 6))
                for k, l in layers.items()}
     dropped = len(base) - len(entries)
     s = meas.settings

@@ -101,7 +101,7 @@ def predict_latency(
     Raises:
         MissingKeyError: a layer is not in the table (the message shows the key and the command).
         LatencyTableError: the prediction is not a finite number > 0 (the table's ``overhead_ms`` or
-            ``layer_correction_ms`` is wrong); the message names the table file and the terms.
+            composition terms are wrong); the message names the table file and the terms.
     """
     if isinstance(net, Arch):
         space = space or load_space(net.space)
@@ -117,15 +117,14 @@ def min_latency(table: LatencyTable, space: SearchSpace, num_classes: int = 1000
 
     Latency is a sum over independent block choices, so the minimum is exact: per resolution and
     width, each stage takes its cheapest first block, its cheapest later block, and the depth that
-    minimises their sum (costs net of the per-call overhead, which the network pays once, and with
-    the table's per-layer composition correction).
+    minimises their sum (each layer's cost inside a network, :meth:`LatencyTable.in_network_ms`: net
+    of the per-call overhead, which the network pays once, with the table's composition correction).
 
     Raises:
         LatencyTableError: the minimum is not a finite number > 0 (a wrong header term).
     """
     overhead = table.header.overhead_ms
-    per_layer = table.header.layer_correction_ms - overhead
-    cost = lambda layer: table.lookup(layer.key) + per_layer  # noqa: E731
+    cost = table.in_network_ms
     best: tuple[float, Arch] | None = None
     for res in space.config.resolutions:
         for width in space.config.width_multipliers:

@@ -7,15 +7,16 @@ A table is one JSON file per device in ``latency_tables/``::
      "entries": {"<LayerSpec.key>": {"ms": 0.123, "iqr_ms": 0.004}, ...}}
 
 ``entries[key].ms`` is what one ONNX Runtime call of that layer alone took (the statistic named in
-the header, usually the median), *including* the fixed per-call cost ``overhead_ms``. A network of
-``n`` layers runs as one call, so its prediction is
-``sum(ms) - (n - 1) * overhead_ms + n * layer_correction_ms`` (:meth:`LatencyTable.predict_layers`),
-the last term a small per-layer correction fitted on whole subnets when the table was built.
+the header, usually the median), *including* the fixed per-call cost ``overhead_ms``. A network runs
+as one call, so its prediction is ``overhead_ms + sum(in_network_ms(layer))``
+(:meth:`LatencyTable.predict_layers`): one call's overhead plus what each layer costs inside a
+network, its entry net of the overhead corrected by the header's composition model
+(:mod:`nas.latency._composition`: a per-layer constant, a relative term and a memory-traffic term,
+fitted on whole subnets of every covered space when the table was built; older tables hold the
+constant alone, ``layer_correction_ms``).
 
-Written as ``overhead_ms + sum(ms - overhead_ms + layer_correction_ms)``, a prediction is one call's
-overhead plus each layer's cost inside a network. A table is only read when that cost is >= 0 for
-a typical layer, the median entry (``overhead_ms - layer_correction_ms <= median(ms)``;
-:meth:`LatencyTable.term_problems`), and :meth:`LatencyTable.predict_layers` refuses every
+A table is only read when a typical layer, the median entry, keeps a cost >= 0 inside a network
+(:meth:`LatencyTable.term_problems`), and :meth:`LatencyTable.predict_layers` refuses every
 prediction that is not a finite number > 0.
 """
 
@@ -30,6 +31,7 @@ from dataclasses import MISSING, asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from nas.latency._composition import check_terms, correction_ms
 from nas.shapes import LayerSpec
 
 __all__ = [
@@ -164,6 +166,14 @@ class TableHeader:
         lc = self.layer_correction_ms
         if isinstance(lc, bool) or not isinstance(lc, (int, float)) or not math.isfinite(lc):
             problems.append(f"layer_correction_ms: must be a finite number, got {lc!r}")
+        if self.composition is not None and not isinstance(self.composition, Mapping):
+            problems.append(f"composition: must be a mapping or null, got {self.composition!r}")
+        elif self.composition is not None and "terms" in self.composition:
+            terms = self.composition["terms"]
+            problems.extend(check_terms(terms))
+            if isinstance(terms, Mapping) and "layer" in terms:
+                problems.append("composition.terms: the per-layer constant is the header's layer_correction_ms, "
+                                "not a term")
         if not isinstance(self.complete, bool):
             problems.append(f"complete: must be true or false, got {self.complete!r}")
         for n in self.num_classes:
@@ -177,6 +187,16 @@ class TableHeader:
 
     def covers(self, digest: str) -> bool:
         return any(s.digest == digest for s in self.spaces)
+
+    @property
+    def composition_terms(self) -> dict[str, float]:
+        """The composition model's terms (:mod:`nas.latency._composition`): the per-layer constant
+        ``layer_correction_ms`` and the ``composition.terms`` (a table written before that model
+        has the constant alone)."""
+        terms = {"layer": self.layer_correction_ms}
+        if self.composition is not None and "terms" in self.composition:
+            terms |= dict(self.composition["terms"])
+        return terms
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -282,15 +302,16 @@ class LatencyTable:
         return f"latency table {self.device!r} ({self.path if self.path else 'not read from a file'})"
 
     def term_problems(self) -> list[str]:
-        """Why the header's additive terms would make predictions negative (empty: they do not).
+        """Why the header's composition terms would make predictions negative (empty: they do not).
 
-        A prediction is ``overhead_ms + sum(ms - overhead_ms + layer_correction_ms)``: one call's
-        overhead plus each layer's cost inside a network. A typical layer - the median entry - must
-        keep a cost >= 0 there, i.e. ``overhead_ms - layer_correction_ms <= median(ms)``. (The
-        cheapest entries are not held to it: on a busy machine a small key can come out below the
-        one-call overhead, or a fitted correction slightly more negative, in a table that still
-        predicts well; :meth:`predict_layers` refuses any prediction that is not > 0.) Each problem
-        starts with the header field(s) it blames.
+        A prediction is ``overhead_ms + sum(in_network_ms(layer))``: one call's overhead plus each
+        layer's cost inside a network (:meth:`in_network_ms`). A typical layer - the median entry -
+        must keep a cost >= 0 there, counting the constant and relative terms of the composition
+        (the traffic term is >= 0 and only adds): ``(ms - overhead_ms) * (1 + host_ms) +
+        layer_correction_ms >= 0``. (The cheapest entries are not held to it: on a busy machine a
+        small key can come out below the one-call overhead, or a fitted correction slightly more
+        negative, in a table that still predicts well; :meth:`predict_layers` refuses any prediction
+        that is not > 0.) Each problem starts with the header field(s) it blames.
         """
         if not self.entries:
             return []
@@ -298,17 +319,17 @@ class LatencyTable:
         ranked = sorted(self.entries, key=lambda k: self.entries[k].ms)
         key = ranked[(len(ranked) - 1) // 2]
         typical = self.entries[key].ms
-        cost = typical - h.overhead_ms + h.layer_correction_ms
+        scale = 1.0 + self.header.composition_terms.get("host_ms", 0.0)
+        cost = (typical - h.overhead_ms) * scale + h.layer_correction_ms
         if cost >= 0:
             return []
         blamed = [name for name, bad in (("overhead_ms", h.overhead_ms > typical),
                                          ("layer_correction_ms", h.layer_correction_ms < 0)) if bad]  # fmt: skip
         return [
             f"{' and '.join(blamed) or 'layer_correction_ms'}: the median entry ({key}: {typical:g} ms) "
-            f"would cost {typical:g} - overhead_ms {h.overhead_ms:g} + layer_correction_ms "
+            f"would cost ({typical:g} - overhead_ms {h.overhead_ms:g}) x {scale:g} + layer_correction_ms "
             f"{h.layer_correction_ms:g} = {cost:g} ms inside a network; a typical layer's cost there "
-            f"(ms - overhead_ms + layer_correction_ms) must be >= 0, i.e. overhead_ms - layer_correction_ms "
-            f"<= {typical:g}"
+            f"must be >= 0"
         ]
 
     def check_prediction(self, ms: float, detail: str) -> float:
@@ -326,13 +347,18 @@ class LatencyTable:
     def missing(self, layers: Iterable[LayerSpec]) -> list[str]:
         return sorted({l.key for l in layers if l.key not in self.entries})
 
+    def in_network_ms(self, layer: LayerSpec) -> float:
+        """What ``layer`` costs inside a network: its entry net of the per-call overhead, plus the
+        header's composition correction (:mod:`nas.latency._composition`; colder caches, no
+        per-call allocation - fitted on whole subnets at build time; 0 when not fitted)."""
+        raw = self.lookup(layer.key) - self.header.overhead_ms
+        return raw + correction_ms(self.header.composition_terms, layer, raw)
+
     def predict_layers(self, layers: Iterable[LayerSpec]) -> float:
         """Latency in ms of the layers run as one network (one call).
 
-        ``sum(ms) - (n - 1) * overhead_ms + n * layer_correction_ms``: the per-call overhead is
-        counted once, and each layer gets the header's composition correction (what a layer costs
-        inside a network beyond its cost alone - colder caches - fitted on whole subnets at build
-        time; 0 when not fitted).
+        ``overhead_ms + sum(in_network_ms(layer))``: the per-call overhead is counted once, and each
+        layer costs what it costs inside a network (:meth:`in_network_ms`).
 
         Raises:
             MissingKeyError: a layer is not in the table.
@@ -349,11 +375,9 @@ class LatencyTable:
                 f"latency table {self.device!r}{where} has no entry for {len(missing)} layers:\n"
                 f"  {shown}\nmeasure them with:\n  {_build_hint(self.device, missing[0])}"
             )
-        total = sum(self.lookup(l.key) for l in layers)
-        h = self.header
-        n = len(layers)
-        ms = total - (n - 1) * h.overhead_ms + n * h.layer_correction_ms
-        detail = f"{n} layers: sum of entries {total:g} - {n - 1} x overhead_ms + {n} x layer_correction_ms"
+        ms = self.header.overhead_ms + sum(self.in_network_ms(l) for l in layers)
+        terms = ", ".join(f"{k} {v:g}" for k, v in self.header.composition_terms.items())
+        detail = f"{len(layers)} layers: overhead_ms + the sum of their in-network costs (composition terms: {terms})"
         return self.check_prediction(ms, detail)
 
     def with_entries(self, entries: Mapping[str, Entry], **header_changes: Any) -> LatencyTable:

@@ -74,5 +74,5 @@ def micro_table(tmp_path_factory: pytest.TempPathFactory, micro_space, fast_sett
     path = tmp_path_factory.mktemp("tables") / "micro_dev.json"
     return build_table(
         "micro_dev", path, spaces=[micro_space], num_classes=(10,), references=False,
-        settings=fast_settings, composition_subnets=3, progress=False,
+        settings=fast_settings, composition_subnets=4, progress=False,
     )  # fmt: skip

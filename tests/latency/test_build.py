@@ -24,7 +24,7 @@ def test_built_table_covers_the_space(micro_table, micro_space):
     assert h.method == "measured" and h.complete and h.covers(micro_space.digest)
     assert h.intra_op_threads == 1 and h.statistic == "median" and h.units == "ms"
     assert 0 < h.overhead_ms < 0.2  # a few microseconds per call
-    assert h.composition is not None and h.composition["subnets"] == 3
+    assert h.composition is not None and h.composition["subnets_per_space"] == 4
     assert set(micro_table.entries) == set(space_layers(micro_space, (10,)))
     assert all(e.ms > h.overhead_ms * 0.5 for e in micro_table.entries.values())
     arch = micro_space.largest()
