@@ -11,8 +11,12 @@ recipe (``nas.train.train_static``), so the comparison does not rest on the supe
 
 Usage (from the repository root; a quiet machine - check ``uptime``)::
 
-    python benchmarks/uib_vs_bneck.py --epochs 3 --subset 12000 --trials 30 --budgets 1.0,2.0 \\
-        --confirm-epochs 3
+    python benchmarks/uib_vs_bneck.py --epochs 5 --trials 40 --budgets 0.1,0.15 \\
+        --confirm-epochs 2 --confirm-seeds 0,1,2
+
+(the supernet recipe is ``nas.train``'s default: 5 epochs of all 50,000 training images; a
+supernet already in the work directory is reused, e.g. trained beforehand with ``nas.train --run-dir
+runs/bench_uib_vs_bneck/supernet-SPACE --threads 1`` for both spaces at once).
 
 Writes ``benchmarks/results/uib_vs_bneck.json`` (and prints a Markdown table); work directories
 under ``runs/bench_uib_vs_bneck/`` (re-runs reuse trained supernets and finished studies).
@@ -72,18 +76,27 @@ def confirm(arch_string: str, epochs: int, subset: int, seed: int) -> dict:
             "test_top1": round(top1_accuracy(net, batches(splits.test))[0], 2), "train_seconds": round(seconds, 1)}
 
 
+def _mean_sd(values: list[float]) -> dict:
+    import statistics
+
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": round(statistics.fmean(values), 2), "sd": round(sd, 2), "n": len(values)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=3, help="supernet epochs (same recipe for both spaces)")
-    p.add_argument("--subset", type=int, default=12000, help="training images per epoch")
+    p.add_argument("--subset", type=int, default=None, help="training images per epoch [all, as nas.train]")
     p.add_argument("--trials", type=int, default=30)
     p.add_argument("--budgets", default="1.0,2.0", help="comma-separated host-latency budgets in ms")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--confirm-epochs", type=int, default=0, help="train both winners from scratch (0: skip)")
+    p.add_argument("--confirm-seeds", default="0", help="comma-separated seeds of the scratch trainings")
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "bench_uib_vs_bneck")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "uib_vs_bneck.json")
     args = p.parse_args(argv)
     budgets = [float(b) for b in args.budgets.split(",")]
+    confirm_seeds = [int(x) for x in args.confirm_seeds.split(",")]
     py = sys.executable
     from nas.latency import cpu_model
 
@@ -92,14 +105,15 @@ def main(argv: list[str] | None = None) -> int:
         sdir = args.work / f"supernet-{space}"
         if not (sdir / "supernet.pt").exists():
             start = time.perf_counter()
-            run([py, "-m", "nas.train", "--space", space, "--epochs", str(args.epochs), "--subset", str(args.subset),
+            subset = ["--subset", str(args.subset)] if args.subset else []
+            run([py, "-m", "nas.train", "--space", space, "--epochs", str(args.epochs), *subset,
                  "--seed", str(args.seed), "--run-dir", str(sdir), "--no-progress"])
             (sdir / "train_seconds.txt").write_text(f"{time.perf_counter() - start:.1f}\n")
         for budget in budgets:
             rdir = args.work / f"search-{space}-{budget:g}ms"
             run([py, "-m", "nas.search", "--device", "host", "--budget", f"{budget}ms", "--space", space,
                  "--supernet", str(sdir), "--trials", str(args.trials), "--seed", str(args.seed), "--run-dir",
-                 str(rdir), "--no-export", "--no-progress"])
+                 str(rdir), "--no-export", "--no-progress", "--finetune-top", "0"])
             result = json.loads((rdir / "result.json").read_text())
             best = result["best"] or {}
             row = {"space": space, "budget_ms": budget, "arch": best.get("arch"),
@@ -109,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
                    "supernet_train_seconds": float((sdir / "train_seconds.txt").read_text())
                    if (sdir / "train_seconds.txt").exists() else None}
             if args.confirm_epochs and row["arch"]:
-                row["scratch"] = confirm(row["arch"], args.confirm_epochs, args.subset, args.seed)
+                runs = [confirm(row["arch"], args.confirm_epochs, args.subset, s) | {"seed": s} for s in confirm_seeds]
+                row["scratch_runs"] = runs
+                row["scratch"] = {k: _mean_sd([r[k] for r in runs]) for k in ("val_top1", "test_top1")}
             rows.append(row)
             print(json.dumps(row), flush=True)
 
@@ -118,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": cpu_model(),
         "data": "Fashion-MNIST (Debian package), training subset per epoch as given, proxy resolution 32 px",
         "settings": {"epochs": args.epochs, "subset": args.subset, "trials": args.trials, "seed": args.seed,
-                     "budgets_ms": budgets, "confirm_epochs": args.confirm_epochs, "sampler": "tpe (default)"},
+                     "budgets_ms": budgets, "confirm_epochs": args.confirm_epochs, "confirm_seeds": confirm_seeds,
+                     "sampler": "tpe (default)"},
         "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         scratch = r.get("scratch")
-        s = f"{scratch['val_top1']} / {scratch['test_top1']}" if scratch else "-"
+        s = (f"{scratch['val_top1']['mean']} ± {scratch['val_top1']['sd']} / "
+             f"{scratch['test_top1']['mean']} ± {scratch['test_top1']['sd']}") if scratch else "-"
         madds = f"{r['madds'] / 1e6:.1f} M" if r["madds"] else "-"
         print(f"| {r['space']} | {r['budget_ms']:g} ms | `{r['arch']}` | {r['val_top1_inherited']} | "
               f"{r['test_top1_inherited']} | {r['predicted_ms']} | {madds} | {s} |")

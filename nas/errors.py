@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
+from typing import Any
 
-__all__ = ["ConfigError", "ArchError", "DataError"]
+__all__ = ["ConfigError", "ArchError", "DataError", "FieldCheck", "is_int", "is_real"]
 
 
 class ConfigError(ValueError):
@@ -20,6 +22,33 @@ class ConfigError(ValueError):
         lines = "\n".join(f"  - {p}" for p in self.problems)
         n = len(self.problems)
         super().__init__(f"{source}: {n} problem{'s' if n != 1 else ''}:\n{lines}")
+
+
+def is_int(value: Any) -> bool:
+    """An int (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_real(value: Any) -> bool:
+    """A finite int or float (not a bool, not NaN or infinite)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class FieldCheck:
+    """Collects the problems of a settings object's fields; :meth:`done` raises them all as one
+    :class:`ConfigError` (``need(ok, field, allowed)`` per rule)."""
+
+    def __init__(self, settings: Any, source: str) -> None:
+        self.settings, self.source = settings, source
+        self.problems: list[str] = []
+
+    def __call__(self, ok: bool, field: str, allowed: str) -> None:
+        if not ok:
+            self.problems.append(f"{field}: {getattr(self.settings, field)!r} (allowed: {allowed})")
+
+    def done(self) -> None:
+        if self.problems:
+            raise ConfigError(self.source, self.problems)
 
 
 class ArchError(ValueError):

@@ -20,7 +20,7 @@ import torch
 from nas.data._types import ImageData
 from nas.errors import DataError
 
-__all__ = ["read_idx", "read_idx_pair", "read_cifar_batches", "read_image_folder", "IMAGE_SUFFIXES"]
+__all__ = ["read_idx", "read_idx_pair", "read_cifar_batches", "read_image", "read_image_folder", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -175,7 +175,7 @@ def read_cifar_batches(directory: Path) -> tuple[ImageData, ImageData | None]:
     return train, test
 
 
-def _read_image(path: Path, image_size: int) -> np.ndarray:
+def read_image(path: Path, image_size: int) -> np.ndarray:
     """One image file -> uint8 ``[3, image_size, image_size]``.
 
     Images over PIL's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``; PIL itself only
@@ -222,7 +222,7 @@ def read_image_folder(directory: Path, image_size: int, classes: tuple[str, ...]
         for f in sorted(d.iterdir()):
             if f.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            images.append(_read_image(f, image_size))
+            images.append(read_image(f, image_size))
             labels.append(index[d.name])
     if not images:
         raise DataError(f"{directory}: no images with suffix {IMAGE_SUFFIXES} under its class folders")

@@ -30,7 +30,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import numpy as np
 import torch
 
-from nas.data._formats import IMAGE_SUFFIXES, _read_image
+from nas.data._formats import IMAGE_SUFFIXES, read_image
 from nas.data._types import ImageData
 from nas.errors import DataError
 
@@ -110,7 +110,7 @@ def _read_images(files: Sequence[tuple[Path, str]], image_size: int, desc: str) 
     out = np.empty((len(files), 3, image_size, image_size), dtype=np.uint8)
     for i, (path, where) in enumerate(_progress(files, desc)):
         try:
-            out[i] = _read_image(path, image_size)
+            out[i] = read_image(path, image_size)
         except DataError as exc:
             raise DataError(f"{exc} (listed at {where})") from None
     return torch.from_numpy(out)

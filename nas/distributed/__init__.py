@@ -4,9 +4,9 @@ Importing this package sets Ray's environment defaults (:data:`RAY_ENV`, only wh
 import it before ``ray``. The search's Ray backend lives with the search (``nas.search._ray_backend``).
 """
 
-from nas.distributed._cluster import RAY_ENV, RayStartError, _apply_env, ray_cluster
+from nas.distributed._cluster import RAY_ENV, RayStartError, apply_env, ray_cluster
 
-_apply_env()
+apply_env()
 
 from nas.distributed._data_parallel import DataParallel  # noqa: E402
 from nas.distributed._train import DistributedTrainingError, train_supernet_ray  # noqa: E402

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RAY_ENV", "RayStartError", "ray_cluster"]
+__all__ = ["RAY_ENV", "RayStartError", "apply_env", "ray_cluster"]
 
 
 class RayStartError(RuntimeError):
@@ -37,7 +37,7 @@ RAY_ENV = {
 _MAX_TEMP_DIR = 40
 
 
-def _apply_env() -> None:
+def apply_env() -> None:
     for key, value in RAY_ENV.items():
         os.environ.setdefault(key, value)
 
@@ -72,7 +72,7 @@ def ray_cluster(
         log_to_driver: show the workers' output here (Ray prefixes each line with its process).
         log: ``print``-like callable for one-line notices; ``None`` stays silent.
     """
-    _apply_env()
+    apply_env()
     import ray
 
     if ray.is_initialized():

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from nas.errors import ConfigError
-from nas.tasks import LOSSES, Task, task_for_data
-from nas.train import PRECISIONS
+from nas.errors import FieldCheck, is_int, is_real
+from nas.tasks import Task, task_for_data
+from nas.train import check_training_fields
 
 __all__ = ["FinetuneConfig"]
 
@@ -51,33 +50,14 @@ class FinetuneConfig:
     precision: str = "auto"
 
     def __post_init__(self) -> None:
-        problems = []
-
-        def need(ok: bool, field: str, allowed: str) -> None:
-            if not ok:
-                problems.append(f"{field}: {getattr(self, field)!r} (allowed: {allowed})")
-
-        need(_int(self.epochs) and self.epochs >= 1, "epochs", "integer >= 1")
-        need(_real(self.lr) and self.lr > 0, "lr", "a finite number > 0")
-        need(_real(self.backbone_lr_scale) and 0 <= self.backbone_lr_scale <= 1, "backbone_lr_scale", "[0, 1]")
-        need(_int(self.freeze_stages) and self.freeze_stages >= 0, "freeze_stages", "integer >= 0")
-        need(self.resolution is None or (_int(self.resolution) and 8 <= self.resolution <= 1024), "resolution",
+        need = FieldCheck(self, "fine-tune config")
+        check_training_fields(need, self)
+        need(is_real(self.backbone_lr_scale) and 0 <= self.backbone_lr_scale <= 1, "backbone_lr_scale", "[0, 1]")
+        need(is_int(self.freeze_stages) and self.freeze_stages >= 0, "freeze_stages", "integer >= 0")
+        need(self.resolution is None or (is_int(self.resolution) and 8 <= self.resolution <= 1024), "resolution",
              "None or an integer in [8, 1024]")
-        need(_int(self.batch_size) and self.batch_size >= 2, "batch_size", "integer >= 2")
-        need(_real(self.momentum) and 0 <= self.momentum < 1, "momentum", "[0, 1)")
-        need(_real(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0")
-        need(_real(self.warmup_epochs) and self.warmup_epochs >= 0, "warmup_epochs", "a finite number >= 0")
-        need(_real(self.label_smoothing) and 0 <= self.label_smoothing < 1, "label_smoothing", "[0, 1)")
-        need(self.loss in LOSSES, "loss", " | ".join(LOSSES))
-        need(_real(self.focal_gamma) and 0 <= self.focal_gamma <= 10, "focal_gamma", "a number in [0, 10]")
-        need(_real(self.focal_alpha) and 0 <= self.focal_alpha <= 1, "focal_alpha", "a number in [0, 1]")
-        need(_int(self.patience) and self.patience >= 0, "patience", "integer >= 0 (0: no early stopping)")
-        need(self.subset is None or (_int(self.subset) and self.subset >= self.batch_size), "subset",
-             "None or an integer >= batch_size")
-        need(self.val_subset is None or (_int(self.val_subset) and self.val_subset >= 1), "val_subset", "None or >= 1")
-        need(self.precision in PRECISIONS, "precision", " | ".join(PRECISIONS))
-        if problems:
-            raise ConfigError("fine-tune config", problems)
+        need(is_int(self.patience) and self.patience >= 0, "patience", "integer >= 0 (0: no early stopping)")
+        need.done()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -85,11 +65,3 @@ class FinetuneConfig:
     def task_for(self, splits: Any) -> Task:
         return task_for_data(splits, loss=self.loss, label_smoothing=self.label_smoothing,
                              focal_gamma=self.focal_gamma, focal_alpha=self.focal_alpha)
-
-
-def _int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

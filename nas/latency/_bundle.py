@@ -18,7 +18,6 @@ import datetime as _dt
 import json
 import math
 import re
-import reprlib
 import shutil
 import sys
 import tarfile
@@ -33,10 +32,11 @@ from nas.latency._coverage import DEFAULT_NUM_CLASSES
 from nas.export import ONNX_OPSET
 from nas.latency._modules import canary_layer, layer_module, model_bytes, onnx_bytes, overhead_module
 from nas.latency._runner import MANIFEST_FORMAT, RESULTS_FORMAT, MeasureSettings
+from nas.latency._problems import Problems, kind_ok, read_json, short
 from nas.latency._table import Entry, LatencyTable, LatencyTableError, SpaceRef, TableHeader, check_device_name
 from nas.space import SearchSpace
 
-__all__ = ["write_bundle", "import_bundle", "parse_perf_test", "write_adb_script"]
+__all__ = ["write_bundle", "import_bundle", "parse_perf_test", "write_adb_script", "check_manifest", "perf_test_results"]
 
 #: What the adb script runs first in a probe: its networks ship without weights.
 _PROBE_PREPARE = "python3 run_bundle.py --write-weights   # the networks' weights (not shipped), written here\n"
@@ -174,103 +174,6 @@ def parse_perf_test(text: str) -> tuple[float, str]:
     raise ValueError("no 'P50 Latency: ... s' or 'Average inference time cost: ... ms' line")
 
 
-#: Most problems listed in one import error (the rest are counted).
-MAX_IMPORT_PROBLEMS = 10
-
-
-class _Problems:
-    """The problems found in one bundle file, each with its JSON key path; raised as one error."""
-
-    def __init__(self, path: Path, hint: str, what: str = "malformed bundle file") -> None:
-        self.path, self.hint, self.what = path, hint, what
-        self.items: list[str] = []
-
-    def add(self, where: str, message: str) -> None:
-        self.items.append(f"{where}: {message}" if where else message)
-
-    def raise_if_any(self) -> None:
-        if not self.items:
-            return
-        shown = self.items[:MAX_IMPORT_PROBLEMS]
-        more = len(self.items) - len(shown)
-        text = "; ".join(shown) + (f"; ... and {more} more" if more else "")
-        raise LatencyTableError(f"{self.path}: {self.what}: {text} ({self.hint})")
-
-    # -- typed fields ------------------------------------------------------------------------------
-    def get(
-        self, obj: dict[str, Any], key: str, where: str, kind: str, *, required: bool = True, default: Any = None
-    ) -> Any:
-        """``obj[key]`` if it is of ``kind`` (a key of :data:`_KINDS`), else ``default`` and a problem.
-
-        An optional key may be absent or null (``default``); ``where`` is the path of ``obj``.
-        """
-        path = f"{where}.{key}" if where else key
-        if key not in obj:
-            if required:
-                self.add(path, "required key is missing")
-            return default
-        value = obj[key]
-        if value is None and not required:
-            return default
-        if not _kind_ok(value, kind):
-            self.add(path, f"must be {_KINDS[kind]}, got {_short(value)}")
-            return default
-        return value
-
-
-_KINDS = {
-    "object": "a JSON object",
-    "list": "a list",
-    "str": "a string",
-    "key": "a non-empty string",
-    "pos_int": "a positive integer",
-    "count": "an integer >= 0",
-    "ms": "a finite number > 0 (milliseconds)",
-    "ms0": "a finite number >= 0 (milliseconds)",
-}
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _kind_ok(v: Any, kind: str) -> bool:
-    is_int = isinstance(v, int) and not isinstance(v, bool)
-    return {
-        "object": lambda: isinstance(v, dict),
-        "list": lambda: isinstance(v, list),
-        "str": lambda: isinstance(v, str),
-        "key": lambda: isinstance(v, str) and bool(v),
-        "pos_int": lambda: is_int and v >= 1,
-        "count": lambda: is_int and v >= 0,
-        "ms": lambda: _is_number(v) and v > 0,
-        "ms0": lambda: _is_number(v) and v >= 0,
-    }[kind]()
-
-
-def _short(value: Any, limit: int = 60) -> str:
-    text = reprlib.repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _read_json(path: Path, hint: str) -> Any:
-    """The parsed JSON file, or one :class:`LatencyTableError` naming it (unreadable, not UTF-8, ...)."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise LatencyTableError(f"{path}: cannot read it ({exc.strerror or exc}) ({hint})") from None
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise LatencyTableError(
-            f"{path}: not UTF-8 text (byte {exc.start}), not a bundle's JSON file ({hint})"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise LatencyTableError(f"{path} is corrupted or truncated, not valid JSON ({exc}) ({hint})") from None
-    except RecursionError:
-        raise LatencyTableError(f"{path}: nested too deeply to be a bundle's JSON file ({hint})") from None
-
-
 def _check_bundle_dir(bundle: Path) -> None:
     """A clear error when ``bundle`` is not a folder holding ``manifest.json``."""
     if bundle.is_dir():
@@ -296,15 +199,15 @@ def _check_bundle_dir(bundle: Path) -> None:
     raise LatencyTableError(f"{bundle} is a file, not a bundle folder (a folder holding manifest.json)")
 
 
-def _check_manifest(manifest: Any, path: Path, *, perf_test: bool) -> tuple[list[str], tuple[SpaceRef, ...]]:
+def check_manifest(manifest: Any, path: Path, *, perf_test: bool) -> tuple[list[str], tuple[SpaceRef, ...]]:
     """The manifest's keys (in order) and spaces; every problem of the file raised as one error."""
-    p = _Problems(path, "re-create the bundle with python -m nas.latency bundle")
+    p = Problems(path, "re-create the bundle with python -m nas.latency bundle")
     if not isinstance(manifest, dict):
         p.add("(top level)", f"must be a JSON object, got {type(manifest).__name__}")
         p.raise_if_any()
     if manifest.get("format") != MANIFEST_FORMAT:
         raise LatencyTableError(
-            f"{path}: format {_short(manifest.get('format'))}, expected {MANIFEST_FORMAT!r} (not a bundle "
+            f"{path}: format {short(manifest.get('format'))}, expected {MANIFEST_FORMAT!r} (not a bundle "
             f"made by python -m nas.latency bundle, or by another version)"
         )
     p.get(manifest, "opset", "", "pos_int")
@@ -312,7 +215,7 @@ def _check_manifest(manifest: Any, path: Path, *, perf_test: bool) -> tuple[list
     spaces = []
     for i, sp in enumerate(p.get(manifest, "spaces", "", "list", default=[])):
         if not isinstance(sp, dict):
-            p.add(f"spaces[{i}]", f"must be a JSON object {{name, digest}}, got {_short(sp)}")
+            p.add(f"spaces[{i}]", f"must be a JSON object {{name, digest}}, got {short(sp)}")
             continue
         name, digest = p.get(sp, "name", f"spaces[{i}]", "key"), p.get(sp, "digest", f"spaces[{i}]", "str")
         unknown = sorted(set(sp) - {"name", "digest"})
@@ -324,11 +227,11 @@ def _check_manifest(manifest: Any, path: Path, *, perf_test: bool) -> tuple[list
             except ValueError as exc:
                 p.add(f"spaces[{i}]", str(exc).replace("space.", "", 1))
     for i, n in enumerate(p.get(manifest, "num_classes", "", "list", required=False, default=[])):
-        if not _kind_ok(n, "pos_int"):
-            p.add(f"num_classes[{i}]", f"must be a positive integer, got {_short(n)}")
+        if not kind_ok(n, "pos_int"):
+            p.add(f"num_classes[{i}]", f"must be a positive integer, got {short(n)}")
     for i, r in enumerate(p.get(manifest, "references", "", "list", required=False, default=[])):
-        if not _kind_ok(r, "str"):
-            p.add(f"references[{i}]", f"must be a string, got {_short(r)}")
+        if not kind_ok(r, "str"):
+            p.add(f"references[{i}]", f"must be a string, got {short(r)}")
     keys: list[str] = []
     models = p.get(manifest, "models", "", "list", default=[])
     if manifest.get("models") == []:
@@ -336,7 +239,7 @@ def _check_manifest(manifest: Any, path: Path, *, perf_test: bool) -> tuple[list
     for i, m in enumerate(models):
         where = f"models[{i}]"
         if not isinstance(m, dict):
-            p.add(where, f"must be a JSON object {{key, file, input_shape}}, got {_short(m)}")
+            p.add(where, f"must be a JSON object {{key, file, input_shape}}, got {short(m)}")
             continue
         key = p.get(m, "key", where, "key")
         p.get(m, "file", where, "key")
@@ -354,7 +257,7 @@ def _check_manifest(manifest: Any, path: Path, *, perf_test: bool) -> tuple[list
     return keys, tuple(spaces)
 
 
-def _check_settings(p: _Problems, settings: dict[str, Any] | None) -> None:
+def _check_settings(p: Problems, settings: dict[str, Any] | None) -> None:
     """The timing settings a table header records (``None``: the mapping itself was bad)."""
     if settings is None:
         return
@@ -367,12 +270,12 @@ def _check_settings(p: _Problems, settings: dict[str, Any] | None) -> None:
 
 def _check_results(res: Any, path: Path, keys: list[str]) -> None:
     """Every problem of a ``results.json`` (for the manifest's ``keys``) raised as one error."""
-    p = _Problems(path, "re-run run_bundle.py on the device")
+    p = Problems(path, "re-run run_bundle.py on the device")
     if not isinstance(res, dict):
         p.add("(top level)", f"must be a JSON object, got {type(res).__name__}")
         p.raise_if_any()
     if res.get("format") != RESULTS_FORMAT:
-        raise LatencyTableError(f"{path}: format {_short(res.get('format'))}, expected {RESULTS_FORMAT!r}")
+        raise LatencyTableError(f"{path}: format {short(res.get('format'))}, expected {RESULTS_FORMAT!r}")
     _check_settings(p, p.get(res, "settings", "", "object"))
     p.get(res, "overhead_ms", "", "ms0")
     p.get(res, "canary_ms", "", "ms0", required=False)
@@ -390,18 +293,18 @@ def _check_results(res: Any, path: Path, keys: list[str]) -> None:
         where = f"results[{key!r}]"
         value = results[key]
         if not isinstance(value, dict):
-            p.add(where, f"must be a JSON object {{ms, iqr_ms}}, got {_short(value)}")
+            p.add(where, f"must be a JSON object {{ms, iqr_ms}}, got {short(value)}")
             continue
         p.get(value, "ms", where, "ms")
         p.get(value, "iqr_ms", where, "ms0", required=False)
     p.raise_if_any()
 
 
-def _perf_test_results(bundle: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+def perf_test_results(bundle: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """A ``results.json``-like mapping from the ``perf_test/*.txt`` logs (manifest already checked)."""
     logs = bundle / "perf_test"
     results, statistics = {}, set()
-    p = _Problems(logs, "re-run run_perf_test_adb.sh: it skips the logs it already has", "unusable logs")
+    p = Problems(logs, "re-run run_perf_test_adb.sh: it skips the logs it already has", "unusable logs")
 
     def read(rel: str, required: bool) -> float | None:
         log = logs / (Path(rel).stem + ".txt")
@@ -464,16 +367,16 @@ def import_bundle(bundle: str | Path, *, device: str, description: str = "") -> 
     bundle = Path(bundle)
     _check_bundle_dir(bundle)
     manifest_path = bundle / "manifest.json"
-    manifest = _read_json(manifest_path, "re-create the bundle with python -m nas.latency bundle")
+    manifest = read_json(manifest_path, "re-create the bundle with python -m nas.latency bundle")
     res_path = bundle / "results.json"
     perf_test = not res_path.exists() and (bundle / "perf_test").is_dir()
-    keys, spaces = _check_manifest(manifest, manifest_path, perf_test=perf_test)
+    keys, spaces = check_manifest(manifest, manifest_path, perf_test=perf_test)
     if res_path.exists():
-        res = _read_json(res_path, "re-run run_bundle.py on the device")
+        res = read_json(res_path, "re-run run_bundle.py on the device")
         _check_results(res, res_path, keys)
         runtime, source = "onnxruntime", res_path
     elif perf_test:
-        res = _perf_test_results(bundle, manifest)
+        res = perf_test_results(bundle, manifest)
         runtime, source = "onnxruntime (onnxruntime_perf_test)", bundle / "perf_test"
     else:
         raise LatencyTableError(

@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from nas.latency._bundle import _check_manifest, _perf_test_results, _Problems, _read_json, _short
+from nas.latency._bundle import check_manifest, perf_test_results
+from nas.latency._problems import Problems, read_json, short
 from nas.latency._calibrate import FEATURES, layer_features, nnls
 from nas.latency._composition import errors
 from nas.latency._coverage import reference_layers, space_layers
@@ -89,9 +90,9 @@ class Measurements:
         return len(self.archs)
 
 
-def _finite_ms(p: _Problems, where: str, value: Any) -> float | None:
+def _finite_ms(p: Problems, where: str, value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        p.add(where, f"must be a finite number > 0 (milliseconds), got {_short(value)}")
+        p.add(where, f"must be a finite number > 0 (milliseconds), got {short(value)}")
         return None
     return float(value)
 
@@ -112,14 +113,14 @@ def read_measurements(path: str | Path, *, probe: dict[str, Any] | None = None) 
         else:
             raise LatencyTableError(f"{path} is a folder without results.json or perf_test/ logs: run run_bundle.py "
                                     "(or run_perf_test_adb.sh) in it first")
-    data = _read_json(path, _HINT)
+    data = read_json(path, _HINT)
     if not isinstance(data, dict):
         raise LatencyTableError(f"{path}: must be a JSON object, got {type(data).__name__} ({_HINT})")
     if data.get("format") == VALIDATION_FORMAT:
         return _read_validation(path, data)
     if data.get("format") != RESULTS_FORMAT:
         raise LatencyTableError(
-            f"{path}: format {_short(data.get('format'))}, expected {RESULTS_FORMAT!r} (a probe's results.json) "
+            f"{path}: format {short(data.get('format'))}, expected {RESULTS_FORMAT!r} (a probe's results.json) "
             f"or {VALIDATION_FORMAT!r} (python -m nas.latency validate --report)")
     if "probe" not in data:
         raise LatencyTableError(f"{path} holds the results of a per-key bundle, not of a probe: turn it into a "
@@ -129,22 +130,22 @@ def read_measurements(path: str | Path, *, probe: dict[str, Any] | None = None) 
 
 def _perf_test_probe(folder: Path) -> dict[str, Any]:
     """A probe's ``results.json``-like mapping from its ``perf_test/`` logs (``run_perf_test_adb.sh``)."""
-    manifest = _read_json(folder / "manifest.json", _HINT)
+    manifest = read_json(folder / "manifest.json", _HINT)
     if not isinstance(manifest, dict) or not isinstance(manifest.get("probe"), dict):
         raise LatencyTableError(f"{folder}/manifest.json is not a probe's manifest: give --measurements the "
                                 "folder of a probe made by python -m nas.latency probe")
-    _check_manifest(manifest, folder / "manifest.json", perf_test=True)  # what the logs are read through
-    data = _perf_test_results(folder, manifest)
+    check_manifest(manifest, folder / "manifest.json", perf_test=True)  # what the logs are read through
+    data = perf_test_results(folder, manifest)
     data["probe"] = manifest["probe"]
     data["disturbed_chunks"] = 0
     return data
 
 
 def _read_probe(path: Path, data: dict[str, Any], probe: dict[str, Any] | None) -> Measurements:
-    p = _Problems(path, _HINT, "not usable measurements")
+    p = Problems(path, _HINT, "not usable measurements")
     meta = p.get(data, "probe", "", "object", default={})
     if meta.get("format") != PROBE_FORMAT:
-        p.add("probe.format", f"expected {PROBE_FORMAT!r}, got {_short(meta.get('format'))}")
+        p.add("probe.format", f"expected {PROBE_FORMAT!r}, got {short(meta.get('format'))}")
         p.raise_if_any()
     space = p.get(meta, "space", "probe", "object", default={})
     name, digest = p.get(space, "name", "probe.space", "key"), p.get(space, "digest", "probe.space", "key")
@@ -154,7 +155,7 @@ def _read_probe(path: Path, data: dict[str, Any], probe: dict[str, Any] | None) 
     keys, archs = [], []
     for i, n in enumerate(listed):
         if not isinstance(n, dict) or not isinstance(n.get("key"), str) or not isinstance(n.get("arch"), str):
-            p.add(f"probe.networks[{i}]", f"must be an object with key and arch strings, got {_short(n)}")
+            p.add(f"probe.networks[{i}]", f"must be an object with key and arch strings, got {short(n)}")
             continue
         keys.append(n["key"])
         archs.append(n["arch"])
@@ -197,7 +198,7 @@ def _read_probe(path: Path, data: dict[str, Any], probe: dict[str, Any] | None) 
 
 
 def _read_validation(path: Path, data: dict[str, Any]) -> Measurements:
-    p = _Problems(path, "re-run python -m nas.latency validate --report FILE", "not usable measurements")
+    p = Problems(path, "re-run python -m nas.latency validate --report FILE", "not usable measurements")
     name = p.get(data, "space", "", "key")
     digest = p.get(data, "space_digest", "", "key")
     num_classes = p.get(data, "num_classes", "", "pos_int", default=1)
@@ -207,7 +208,7 @@ def _read_validation(path: Path, data: dict[str, Any]) -> Measurements:
     archs, ms = [], []
     for i, s in enumerate(subnets):
         if not isinstance(s, dict) or not isinstance(s.get("arch"), str):
-            p.add(f"subnets[{i}]", f"must be an object with an arch string, got {_short(s)}")
+            p.add(f"subnets[{i}]", f"must be an object with an arch string, got {short(s)}")
             continue
         archs.append(s["arch"])
         ms.append(_finite_ms(p, f"subnets[{i}].measured_ms", s.get("measured_ms")))

@@ -6,7 +6,7 @@ The algorithm is described in :mod:`nas.train._supernet_training`, the recipe in
 user docs: ``docs/supernet.md``.
 """
 
-from nas.train._config import RESOLUTION_SAMPLING, TrainConfig
+from nas.train._config import RESOLUTION_SAMPLING, TrainConfig, check_training_fields
 from nas.train._optim import lr_at, pick_device, soft_cross_entropy
 from nas.train._precision import PRECISIONS, Precision, cpu_has_bf16, resolve_precision
 from nas.train._static import train_static
@@ -22,6 +22,7 @@ __all__ = [
     "TrainResult",
     "TrainingDivergedError",
     "WorkerShare",
+    "check_training_fields",
     "lr_at",
     "pick_device",
     "cpu_has_bf16",

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any
 
-from nas.errors import ConfigError
+from nas.errors import ConfigError, FieldCheck, is_int, is_real
 from nas.tasks import LOSSES, Task, task_for_data
 from nas.train._precision import PRECISIONS
 
-__all__ = ["TrainConfig", "RESOLUTION_SAMPLING"]
+__all__ = ["TrainConfig", "RESOLUTION_SAMPLING", "check_training_fields"]
 
 #: How subnets of one training step get their input side (see :class:`TrainConfig`).
 RESOLUTION_SAMPLING = ("step-sandwich", "teacher-max", "step", "arch")
@@ -104,36 +103,17 @@ class TrainConfig:
     precision: str = "auto"
 
     def __post_init__(self) -> None:
-        problems = []
-
-        def need(ok: bool, field: str, allowed: str) -> None:
-            if not ok:
-                problems.append(f"{field}: {getattr(self, field)!r} (allowed: {allowed})")
-
-        need(isinstance(self.epochs, int) and self.epochs >= 1, "epochs", "integer >= 1")
-        need(isinstance(self.batch_size, int) and self.batch_size >= 2, "batch_size", "integer >= 2")
-        # _real first: NaN fails every comparison but inf passes "> 0" (--lr inf trained NaN weights)
-        need(_real(self.lr) and self.lr > 0, "lr", "a finite number > 0")
-        need(_real(self.momentum) and 0 <= self.momentum < 1, "momentum", "[0, 1)")
-        need(_real(self.weight_decay) and self.weight_decay >= 0, "weight_decay", "a finite number >= 0")
-        need(_real(self.warmup_epochs) and self.warmup_epochs >= 0, "warmup_epochs", "a finite number >= 0")
-        need(_real(self.label_smoothing) and 0 <= self.label_smoothing < 1, "label_smoothing", "[0, 1)")
-        need(self.loss in LOSSES, "loss", " | ".join(LOSSES))
-        need(_real(self.focal_gamma) and 0 <= self.focal_gamma <= 10, "focal_gamma", "a number in [0, 10]")
-        need(_real(self.focal_alpha) and 0 <= self.focal_alpha <= 1, "focal_alpha", "a number in [0, 1]")
-        need(_real(self.distill_weight) and 0 <= self.distill_weight <= 1, "distill_weight", "[0, 1]")
-        need(isinstance(self.n_random, int) and self.n_random >= 0, "n_random", "integer >= 0")
-        need(self.resolution is None or (isinstance(self.resolution, int) and self.resolution >= 8),
+        need = FieldCheck(self, "train config")
+        check_training_fields(need, self)
+        need(is_real(self.distill_weight) and 0 <= self.distill_weight <= 1, "distill_weight", "[0, 1]")
+        need(is_int(self.n_random) and self.n_random >= 0, "n_random", "integer >= 0")
+        need(self.resolution is None or (is_int(self.resolution) and self.resolution >= 8),
              "resolution", "integer >= 8, or None for each arch's own resolution")
         need(self.resolution_sampling in RESOLUTION_SAMPLING, "resolution_sampling", " | ".join(RESOLUTION_SAMPLING))
-        need(self.subset is None or self.subset >= self.batch_size, "subset", "None or >= batch_size")
-        need(self.val_subset is None or self.val_subset >= 1, "val_subset", "None or >= 1")
-        need(self.calib_images >= 1, "calib_images", ">= 1")
-        need(_real(self.checkpoint_minutes) and self.checkpoint_minutes > 0, "checkpoint_minutes",
+        need(is_int(self.calib_images) and self.calib_images >= 1, "calib_images", "integer >= 1")
+        need(is_real(self.checkpoint_minutes) and self.checkpoint_minutes > 0, "checkpoint_minutes",
              "a finite number > 0")
-        need(self.precision in PRECISIONS, "precision", " | ".join(PRECISIONS))
-        if problems:
-            raise ConfigError("train config", problems)
+        need.done()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -162,6 +142,21 @@ class TrainConfig:
         return cls.from_dict({**_LEGACY_SETTINGS, **settings})
 
 
-def _real(value: Any) -> bool:
-    """A finite int or float (not a bool, not NaN or infinite)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def check_training_fields(need: FieldCheck, cfg: Any) -> None:
+    """The rules of the settings a supernet training (:class:`TrainConfig`) and a fine-tuning
+    (:class:`nas.finetune.FinetuneConfig`) share."""
+    need(is_int(cfg.epochs) and cfg.epochs >= 1, "epochs", "integer >= 1")
+    need(is_int(cfg.batch_size) and cfg.batch_size >= 2, "batch_size", "integer >= 2")
+    # is_real first: NaN fails every comparison but inf passes "> 0" (--lr inf trained NaN weights)
+    need(is_real(cfg.lr) and cfg.lr > 0, "lr", "a finite number > 0")
+    need(is_real(cfg.momentum) and 0 <= cfg.momentum < 1, "momentum", "[0, 1)")
+    need(is_real(cfg.weight_decay) and cfg.weight_decay >= 0, "weight_decay", "a finite number >= 0")
+    need(is_real(cfg.warmup_epochs) and cfg.warmup_epochs >= 0, "warmup_epochs", "a finite number >= 0")
+    need(is_real(cfg.label_smoothing) and 0 <= cfg.label_smoothing < 1, "label_smoothing", "[0, 1)")
+    need(cfg.loss in LOSSES, "loss", " | ".join(LOSSES))
+    need(is_real(cfg.focal_gamma) and 0 <= cfg.focal_gamma <= 10, "focal_gamma", "a number in [0, 10]")
+    need(is_real(cfg.focal_alpha) and 0 <= cfg.focal_alpha <= 1, "focal_alpha", "a number in [0, 1]")
+    need(cfg.subset is None or (is_int(cfg.subset) and is_int(cfg.batch_size) and cfg.subset >= cfg.batch_size),
+         "subset", "None or an integer >= batch_size")
+    need(cfg.val_subset is None or (is_int(cfg.val_subset) and cfg.val_subset >= 1), "val_subset", "None or >= 1")
+    need(cfg.precision in PRECISIONS, "precision", " | ".join(PRECISIONS))

@@ -16,7 +16,7 @@ from nas.train._config import TrainConfig
 from nas.train._optim import lr_at, param_groups, pick_device
 from nas.train._precision import resolve_precision
 from nas.train._threads import ThreadGovernor
-from nas.train._supernet_training import TrainingDivergedError, _lower_lr
+from nas.train._supernet_training import TrainingDivergedError, lower_lr
 
 __all__ = ["train_static"]
 
@@ -79,7 +79,7 @@ def train_static(
                         raise TrainingDivergedError(
                             f"{desc} training diverged at epoch {epoch + 1}/{cfg.epochs}, step {step + 1}/"
                             f"{steps_per_epoch}: the loss is {step_loss} (learning rate {lr:.3g} at this step, "
-                            f"peak lr {cfg.lr:g}); lower the learning rate (e.g. lr {_lower_lr(cfg.lr):g})"
+                            f"peak lr {cfg.lr:g}); lower the learning rate (e.g. lr {lower_lr(cfg.lr):g})"
                         )
                     scaler.scale(loss).backward()
                     scaler.step(optimizer)

@@ -74,7 +74,7 @@ class WorkerShare(Protocol):
 
     def average_gradients(self, module: torch.nn.Module) -> None: ...
 
-__all__ = ["TrainResult", "TrainingDivergedError", "train_supernet", "prepare_run"]
+__all__ = ["TrainResult", "TrainingDivergedError", "train_supernet", "prepare_run", "lower_lr"]
 
 
 class TrainingDivergedError(ValueError):
@@ -438,11 +438,11 @@ def _kept(path: Path, last_good: str | None) -> str:
 
 
 def _lower_lr_hint(cfg: TrainConfig) -> str:
-    return (f"lower the learning rate (e.g. --lr {_lower_lr(cfg.lr):g}) and train again in a new --run-dir "
+    return (f"lower the learning rate (e.g. --lr {lower_lr(cfg.lr):g}) and train again in a new --run-dir "
             "(a resumed run keeps the checkpoint's --lr)")
 
 
-def _lower_lr(lr: float) -> float:
+def lower_lr(lr: float) -> float:
     """A tenth of ``lr``, at most the default recipe's."""
     return min(lr / 10, TrainConfig().lr)
 
