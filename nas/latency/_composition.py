@@ -28,7 +28,7 @@ they predict as before.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,7 +36,8 @@ import numpy as np
 from nas.cost import layer_cost
 from nas.shapes import LayerSpec
 
-__all__ = ["TERMS", "MODELS", "BOUNDS", "check_terms", "composition_features", "fit_composition", "errors"]
+__all__ = ["TERMS", "MODELS", "BOUNDS", "check_terms", "composition_features", "fit_composition", "fit_nested",
+           "errors"]
 
 #: The composition terms, in the order of :func:`composition_features`.
 TERMS = ("layer", "host_ms", "written_melems")
@@ -117,6 +118,41 @@ def _solve(x: np.ndarray, y: np.ndarray, ms: np.ndarray, weight: np.ndarray, nam
     return lsq_linear(a / scale, y * w, bounds=(lo, hi)).x / scale
 
 
+def fit_nested(
+    names: Sequence[str],
+    models: Mapping[str, Sequence[str]],
+    features: Sequence[str],
+    rows: np.ndarray,
+    base: np.ndarray,
+    ms: np.ndarray,
+    solve: Callable[[str, np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+) -> tuple[str, dict[str, dict[str, Any]]]:
+    """Fit nested linear candidates ``ms ~ base + rows[:, terms] . theta`` and choose one.
+
+    ``solve(name, x, y, keep)`` fits ``theta`` of candidate ``name`` on rows ``x`` and targets
+    ``y = ms - base`` of the networks selected by the boolean mask ``keep``. Every candidate gets a
+    leave-one-out error; the one with the lowest leave-one-out mean |error| is chosen (the mean sees
+    the tail that the median ignores), a bigger candidate (later in ``names``) only where it beats a
+    smaller one by 0.1 points. Returns ``(chosen name, {name: theta, cv, in_sample})``.
+    """
+    n = len(ms)
+    y = ms - base
+    candidates: dict[str, dict[str, Any]] = {}
+    for name in names:
+        x = rows[:, [features.index(t) for t in models[name]]]
+        loo = np.empty(n)
+        for i in range(n):
+            keep = np.arange(n) != i
+            loo[i] = base[i] + x[i] @ solve(name, x[keep], y[keep], keep)
+        theta = solve(name, x, y, np.ones(n, dtype=bool))
+        candidates[name] = {"theta": theta, "cv": errors(loo, ms), "in_sample": errors(base + x @ theta, ms)}
+    best = names[0]
+    for name in names[1:]:
+        if candidates[name]["cv"]["mean_abs_error_pct"] < candidates[best]["cv"]["mean_abs_error_pct"] - 0.1:
+            best = name
+    return best, candidates
+
+
 def fit_composition(
     rows: np.ndarray, uncorrected: np.ndarray, ms: np.ndarray, groups: Sequence[str], *, model: str = "auto"
 ) -> dict[str, Any]:
@@ -150,21 +186,10 @@ def fit_composition(
         raise ValueError(f"{n} subnets are too few to fit the composition (at least {need})")
     count = {g: sum(1 for h in groups if h == g) for g in set(groups)}
     weight = np.array([1.0 / count[g] for g in groups])
-    y = ms - uncorrected
-    candidates: dict[str, dict[str, Any]] = {}
-    for name in names:
-        cols = [TERMS.index(t) for t in MODELS[name]]
-        x = rows[:, cols]
-        loo = np.empty(n)
-        for i in range(n):
-            keep = np.arange(n) != i
-            loo[i] = uncorrected[i] + x[i] @ _solve(x[keep], y[keep], ms[keep], weight[keep], MODELS[name])
-        theta = _solve(x, y, ms, weight, MODELS[name])
-        candidates[name] = {"theta": theta, "cv": errors(loo, ms), "in_sample": errors(uncorrected + x @ theta, ms)}
-    best = names[0]
-    for name in names[1:]:
-        if candidates[name]["cv"]["mean_abs_error_pct"] < candidates[best]["cv"]["mean_abs_error_pct"] - 0.1:
-            best = name
+    best, candidates = fit_nested(
+        names, MODELS, TERMS, rows, uncorrected, ms,
+        lambda name, x, y, keep: _solve(x, y, ms[keep], weight[keep], MODELS[name]),
+    )
     terms = {t: 0.0 for t in TERMS} | {t: round(float(v), 9) for t, v in zip(MODELS[best], candidates[best]["theta"])}
     corrected = uncorrected + rows @ np.array([terms[t] for t in TERMS])
     per_space = {

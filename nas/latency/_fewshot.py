@@ -39,7 +39,7 @@ import numpy as np
 from nas.latency._bundle import check_manifest, perf_test_results
 from nas.latency._problems import Problems, read_json, short
 from nas.latency._calibrate import FEATURES, layer_features, nnls
-from nas.latency._composition import errors
+from nas.latency._composition import errors, fit_nested
 from nas.latency._coverage import reference_layers, space_layers
 from nas.latency._modules import canary_layer
 from nas.latency._probe_bundle import PROBE_FORMAT, probe_id
@@ -286,22 +286,8 @@ def fit_fewshot(rows: np.ndarray, ms: np.ndarray, overhead_ms: float, *, model: 
     y = ms - overhead_ms
     if (y <= 0).any():
         raise ValueError("a measured network is not slower than the per-call overhead: the measurements are broken")
-    candidates = {}
-    for name in names:
-        cols = [FEATURES.index(t) for t in MODELS[name]]
-        x = rows[:, cols]
-        loo = np.empty(n)
-        for i in range(n):
-            keep = np.arange(n) != i
-            loo[i] = x[i] @ _solve(x[keep], y[keep]) + overhead_ms
-        theta = _solve(x, y)
-        candidates[name] = {"theta": theta, "cv": errors(loo, ms), "in_sample": errors(x @ theta + overhead_ms, ms)}
-    # lowest leave-one-out mean |error| (it sees the tail that the median ignores); a bigger model
-    # must beat a smaller one by 0.1 points
-    best = names[0]
-    for name in names[1:]:
-        if candidates[name]["cv"]["mean_abs_error_pct"] < candidates[best]["cv"]["mean_abs_error_pct"] - 0.1:
-            best = name
+    base = np.full(n, overhead_ms)
+    best, candidates = fit_nested(names, MODELS, FEATURES, rows, base, ms, lambda name, x, y, keep: _solve(x, y))
     c = candidates[best]
     base_pred = rows[:, FEATURES.index("host_ms")] + overhead_ms
     return FewShotFit(
