@@ -11,27 +11,17 @@ import pytest
 import torch
 from optuna.trial import create_trial
 
-from nas.data import load_data
 from nas.errors import ConfigError
 from nas.search._confirm import STUDY_ATTR, top_candidates
 from nas.search._inputs import SearchConfig
 from nas.search._pipeline import run_pipeline
 from nas.search._study import CONSTRAINT_NAME, make_sampler, open_study
-
-
-@pytest.fixture(scope="module")
-def splits():
-    return load_data("synthetic", synthetic_size=384, channels=3)
+from tests.search.conftest import search_config
 
 
 def _cfg(tmp_path, tiny_space_file, fake_table, **changes) -> SearchConfig:
-    values = dict(
-        device=str(fake_table), budget="2.5ms", space=str(tiny_space_file), data="synthetic",
-        trials=6, run_dir=str(tmp_path / "run"), supernet=str(tmp_path / "supernet"), smoke=True,
-        calib_images=64, val_limit=64, seed=0, finetune_top=2, finetune_epochs=2, finetune_subset=128,
-    )
-    values.update(changes)
-    return SearchConfig(**values)
+    confirm = {"finetune_top": 2, "finetune_epochs": 2, "finetune_subset": 128}
+    return search_config(tmp_path, tiny_space_file, fake_table, **(confirm | changes))
 
 
 @pytest.mark.slow

@@ -11,25 +11,14 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from nas.data import load_data
 from nas.search._pipeline import run_pipeline
 from nas.search._inputs import BudgetError, SearchConfig, prepare
 from nas.search._study import open_study, make_sampler
-
-
-@pytest.fixture(scope="module")
-def splits():
-    return load_data("synthetic", synthetic_size=384, channels=3)
+from tests.search.conftest import search_config
 
 
 def _cfg(tmp_path, tiny_space_file, fake_table, **changes) -> SearchConfig:
-    values = dict(
-        device=str(fake_table), budget="2.5ms", space=str(tiny_space_file), data="synthetic",
-        trials=6, run_dir=str(tmp_path / "run"), supernet=str(tmp_path / "supernet"), smoke=True,
-        calib_images=64, val_limit=64, seed=0, finetune_top=0,  # confirmation: tests/search/test_confirm.py
-    )
-    values.update(changes)
-    return SearchConfig(**values)
+    return search_config(tmp_path, tiny_space_file, fake_table, **changes)
 
 
 @pytest.mark.slow
