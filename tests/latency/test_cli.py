@@ -162,3 +162,13 @@ def test_calibrate_argument_mistakes_are_one_message(tables_dir, capsys, argv, m
     assert main(["--tables-dir", str(tables_dir), *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("value", ["2", "-1", "x"])
+def test_build_refuses_too_few_composition_subnets_before_measuring(tmp_path, micro_space_file, capsys, value):
+    with pytest.raises(SystemExit) as exc:
+        main(["build", "--device", "dev", "--space", str(micro_space_file), "--out", str(tmp_path / "t.json"),
+              "--composition-subnets", value])
+    assert exc.value.code == 2
+    assert "--composition-subnets must be 0 (no composition fit) or an integer >= 4" in capsys.readouterr().err
+    assert not (tmp_path / "t.json").exists()
