@@ -104,20 +104,26 @@ def fit_composition(
             "seed": COMPOSITION_SEED, "num_classes": num_classes} | fit
 
 
-def composition_spaces(spaces: Sequence[SearchSpace], refs: Sequence[SpaceRef]) -> list[SearchSpace]:
+def composition_spaces(
+    spaces: Sequence[SearchSpace], refs: Sequence[SpaceRef]
+) -> tuple[list[SearchSpace], list[SpaceRef]]:
     """The spaces a table's composition is fitted on: those being built, and those the table
-    already covers that can be loaded by name with the same digest (shipped spaces)."""
+    already covers that can be loaded by name with the same digest (shipped spaces); and the
+    covered ones that cannot (a custom space not given again)."""
     out = {s.digest: s for s in spaces}
+    missing = []
     for ref in refs:
         if ref.digest in out:
             continue
         try:
             space = load_space(ref.name)
-        except Exception:  # noqa: BLE001 - a custom space that is not given again: left out
-            continue
-        if space.digest == ref.digest:
+        except Exception:  # noqa: BLE001 - a custom space: it must be given again
+            space = None
+        if space is not None and space.digest == ref.digest:
             out[space.digest] = space
-    return list(out.values())
+        else:
+            missing.append(ref)
+    return list(out.values()), missing
 
 
 def _fitted_on(header: TableHeader) -> set[str]:
@@ -159,8 +165,8 @@ def build_table(
         settings: the timing protocol.
         chunk_size: keys exported, timed together (interleaved) and saved at a time.
         composition_subnets: random subnets of each covered space timed whole to fit the
-            composition correction (0: none; otherwise at least 4). Fitted once, and again when
-            the table comes to cover a space it was not fitted on.
+            composition correction (0: none; otherwise at least 4). Fitted once, and again (on
+            every space given or shipped) when the table comes to cover a space it was not fitted on.
 
     Raises:
         LatencyTableError: the existing file is corrupted, or was measured with another protocol.
@@ -208,6 +214,14 @@ def build_table(
         references=tuple(sorted(set(old_refs) | ({"presets", "proxyless_lut"} if references else set()))),
     )
 
+    fit_spaces, unloadable = composition_spaces(spaces, new_spaces)
+    refit = bool(composition_subnets and fit_spaces) and not {sp.digest for sp in fit_spaces} <= _fitted_on(header)
+    if refit and unloadable:  # refused before measuring anything
+        names = ", ".join(f"{r.name} ({r.digest})" for r in unloadable)
+        raise LatencyTableError(
+            f"{path} covers {names}, which is not a shipped space: its composition is fitted on whole subnets of "
+            f"every space it covers, so give that space's YAML file again with --space (or --composition-subnets 0)"
+        )
     timer = timer_factory(settings) if todo else None
     bar = _progress(len(layers), len(layers) - len(todo), progress, f"build {device}")
     table = LatencyTable(replace(header, spaces=old_spaces, complete=not todo), entries, path)
@@ -236,8 +250,7 @@ def build_table(
         )
         raise
     bar.close()
-    fit_spaces = composition_spaces(spaces, new_spaces)
-    if composition_subnets and fit_spaces and _fitted_on(table.header) != {sp.digest for sp in fit_spaces}:
+    if refit:
         timer = timer or timer_factory(settings)
         details = fit_composition(
             table, fit_spaces, timer, composition_subnets, num_classes=max(num_classes), progress=progress

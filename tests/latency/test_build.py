@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nas.latency import LatencyTableError, MeasureSettings, Timer, load_table, min_latency, predict_latency, space_layers
+from nas.latency import LatencyTable, LatencyTableError, MeasureSettings, Timer, load_table, min_latency, predict_latency, space_layers
 from nas.latency._build import build_table
 from nas.shapes import walk
 
@@ -87,6 +87,7 @@ def test_extending_with_other_settings_is_refused(tmp_path, micro_table, micro_s
     )
     assert dict(again.entries) == dict(micro_table.entries)
     assert again.header.overhead_ms == micro_table.header.overhead_ms
+    assert again.header.composition == micro_table.header.composition  # fitted on this space already
 
 
 def test_host_device_name_is_a_valid_table_name():
@@ -128,3 +129,20 @@ def test_an_int8_table_times_quantized_models_and_validates_them(tmp_path, micro
     with pytest.raises(LatencyTableError, match="precision: 'int8' vs 'fp32'"):
         build_table("micro_int8", tmp_path / "t.json", spaces=[micro_space], num_classes=(10,),
                     references=False, settings=fast_settings, composition_subnets=0, progress=False)
+
+
+def test_a_table_extended_with_a_space_refits_its_composition_on_both(tmp_path, micro_table, micro_space, tiny_space,
+                                                                        fast_settings):
+    path = tmp_path / "dev.json"
+    micro_table.save(path)
+    # the micro space is not a shipped one: refused up front unless given again
+    with pytest.raises(LatencyTableError, match=r"covers micro .* not a shipped space.*--space"):
+        build_table("micro_dev", path, spaces=[tiny_space], num_classes=(10,), references=False,
+                    settings=fast_settings, composition_subnets=4, progress=False)
+    assert dict(LatencyTable.read(path).entries) == dict(micro_table.entries)  # nothing measured
+    table = build_table("micro_dev", path, spaces=[tiny_space, micro_space], num_classes=(10,), references=False,
+                        settings=fast_settings, composition_subnets=4, progress=False)
+    comp = table.header.composition
+    assert {s["digest"] for s in comp["spaces"]} == {micro_space.digest, tiny_space.digest}
+    assert set(comp["per_space"]) == {micro_space.name, tiny_space.name}
+    assert load_table(path, space=tiny_space).header.composition == comp

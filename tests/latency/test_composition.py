@@ -155,7 +155,9 @@ def test_composition_spans_the_built_spaces_and_the_shipped_ones_already_covered
     shipped = load_space("mobilenetv3_small32")
     refs = [SpaceRef(shipped.name, shipped.digest), SpaceRef("custom", "0123456789abcdef"),
             SpaceRef(shipped.name, "fedcba9876543210")]  # a custom space not given again; an edited one
-    assert [s.name for s in composition_spaces([micro_space], refs)] == [micro_space.name, shipped.name]
+    spaces, missing = composition_spaces([micro_space], refs)
+    assert [s.name for s in spaces] == [micro_space.name, shipped.name]
+    assert missing == refs[1:]
 
 
 def test_build_refuses_too_few_composition_subnets(tmp_path, micro_space, fast_settings):
