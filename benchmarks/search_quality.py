@@ -4,17 +4,20 @@ On the host latency table (measured here, so latencies can also be measured end 
 budgets:
 
 1. the default sampler (TPE) vs random search with the same number of trials on the same
-   supernet: best feasible validation accuracy (proxy) and hypervolume of the feasible front
+   supernet: best feasible validation metric (the task's: top-1, or mAP on multi-label data; proxy,
+   mean and standard error over ``--seeds``) and hypervolume of the feasible front
    (reference point: 0 % accuracy, latency = budget; and, more telling, the gain over the fastest
    member that every study starts from: reference point = its accuracy, latency = budget);
 2. the best subnet found vs MobileNetV3-Small and -Large scaled with a width multiplier to the same
    measured latency (ONNX Runtime, 1 thread, this machine), all trained from scratch with the same
-   short recipe on Fashion-MNIST at the proxy resolution of their deployment resolution.
+   short recipe on the search's data (``--data``) at the proxy resolution of their deployment
+   resolution, once per ``--train-seeds`` seed (mean and standard deviation).
 
 Usage (from the repository root, after the default supernet exists, e.g. after the first
 ``python -m nas.search`` run)::
 
     python benchmarks/search_quality.py --trials 40
+    python benchmarks/search_quality.py --data fashion-mosaic --supernet DIR --seeds 0,1,2 --train-seeds 0,1,2
 
 Writes ``benchmarks/results/search_quality.json`` and prints a Markdown summary.
 """
@@ -38,7 +41,8 @@ from optuna.trial import TrialState  # noqa: E402
 
 from nas.cost import network_cost  # noqa: E402
 from nas.data import iterate_batches  # noqa: E402
-from nas.evaluate import calibration_batches, subnet_resolution, top1_accuracy  # noqa: E402
+from nas.evaluate import calibration_batches, score_model, subnet_resolution  # noqa: E402
+from nas.tasks import collect_outputs  # noqa: E402
 from nas.latency import predict_latency  # noqa: E402
 from nas.latency import Timer, cpu_model, onnx_bytes, settings_of  # noqa: E402
 from nas.netspec import NetworkSpec  # noqa: E402
@@ -62,7 +66,7 @@ def check_work_dir(work: Path, sdir: Path) -> None:
         if old != stamp:
             raise SystemExit(f"error: --work-dir {work} holds studies scored with another supernet ({old}); "
                              f"resuming them would mix scores. Pass a fresh --work-dir or delete that one.")
-    elif any(work.glob("*/study.db")):
+    elif any(p.parent.name != "probe" for p in work.glob("*/study.db")):  # the probe's own prepare() opens one
         raise SystemExit(f"error: --work-dir {work} holds studies of unknown provenance (no supernet.json); "
                          f"pass a fresh --work-dir or delete that one.")
     path.write_text(json.dumps(stamp, indent=2) + "\n")
@@ -92,6 +96,9 @@ def match_width(preset: str, resolution: int, target_ms: float, timer: Timer, nu
 
 
 def train_and_score(spec: NetworkSpec, splits, cfg: TrainConfig, res: int, progress: bool) -> dict:
+    """Train ``spec`` alone with ``cfg`` (its seed) and score the data's task on val and test
+    (settings such as multi-label thresholds fitted on val, applied to test)."""
+    task = cfg.task_for(splits)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
         net = build_network(spec)
@@ -106,16 +113,26 @@ def train_and_score(spec: NetworkSpec, splits, cfg: TrainConfig, res: int, progr
         return ((x.contiguous(memory_format=torch.channels_last), y)
                 for x, y in iterate_batches(data, splits, batch_size=500, resolution=res))
 
-    return {"val_top1": round(top1_accuracy(net, batches(splits.val))[0], 2),
-            "test_top1": round(top1_accuracy(net, batches(splits.test))[0], 2),
+    outputs, targets = collect_outputs(net, batches(splits.val))
+    tuned = task.tune(outputs, targets)
+    val = task.metrics(outputs, targets, tuned)
+    test, _ = score_model(net, batches(splits.test), task, tuned)
+    return {"seed": cfg.seed, "val_metric": round(val[task.metric], 2), "test_metric": round(test[task.metric], 2),
             "train_seconds": round(seconds, 1), "params": network_cost(spec).params,
             "madds_deploy": network_cost(spec).madds}
+
+
+def mean_sd(values: list[float]) -> dict:
+    a = np.asarray(values, dtype=float)
+    sd = float(a.std(ddof=1)) if a.size > 1 else 0.0
+    return {"mean": round(float(a.mean()), 3), "sd": round(sd, 3), "se": round(sd / np.sqrt(a.size), 3), "n": int(a.size)}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="host")
     p.add_argument("--space", default="mobilenetv3_large")
+    p.add_argument("--data", default="fashion-mnist", help="the search's data (as nas.search --data)")
     p.add_argument("--budgets", default="0.3,0.6",
                    help="two budgets: fractions of the way from the fastest to the slowest member, or ms values like 9ms")
     p.add_argument("--trials", type=int, default=40)
@@ -125,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--supernet", default=None, help="supernet dir [the default one nas.search uses]")
     p.add_argument("--train-epochs", type=int, default=2)
     p.add_argument("--train-subset", type=int, default=0, help="images per epoch of that training [0: all]")
+    p.add_argument("--train-seeds", default="0", help="comma-separated seeds of those trainings")
     p.add_argument("--no-train", action="store_true", help="skip the MobileNetV3 comparison")
     p.add_argument("--work-dir", default=str(ROOT / "runs" / "bench_search"))
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "search_quality.json"))
@@ -138,26 +156,29 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
 
-    probe = prepare(SearchConfig(device=args.device, budget="1000s", space=args.space, run_dir=str(work / "probe")))
-    space, table, splits = probe.space, probe.table, probe.splits
+    probe = prepare(SearchConfig(device=args.device, budget="1000s", space=args.space, data=args.data,
+                                 run_dir=str(work / "probe")))
+    space, table, splits, task = probe.space, probe.table, probe.splits, probe.task
+    metric = task.metric
     timer = Timer(settings_of(table))
     slowest = predict_latency(table, space.largest(), space=space, num_classes=splits.num_classes)
     budgets = []
     for b in args.budgets.split(","):
         budgets.append(float(b[:-2]) if b.endswith("ms") else probe.floor_ms + float(b) * (slowest - probe.floor_ms))
-    sdir = Path(args.supernet) if args.supernet else supernet_dir(SearchConfig(device="x", budget="1", space=args.space), space)
+    sdir = Path(args.supernet) if args.supernet else supernet_dir(
+        SearchConfig(device="x", budget="1", space=args.space, data=args.data), space)
     supernet, ckpt = load_supernet(sdir, space=space, num_classes=splits.num_classes)
     check_work_dir(work, sdir)
     score = make_score_fn(supernet, ckpt, splits, calib_images=2000, val_limit=5000, seed=0)
     cache: dict[str, float] = {}
 
-    def cached_accuracy(arch: Arch) -> float:  # both samplers score an arch identically
+    def cached_metric(arch: Arch) -> float:  # both samplers score an arch identically
         key = arch.to_string()
         if key not in cache:
-            cache[key] = score(arch)["top1"]
+            cache[key] = score(arch)[metric]
         return cache[key]
 
-    out: dict = {"device": table.device, "table_method": table.header.method, "space": space.name,
+    out: dict = {"device": table.device, "table_method": table.header.method, "space": space.name, "metric": metric,
                  "data": splits.describe(), "supernet": str(sdir), "supernet_epochs": ckpt.epoch,
                  "trials": args.trials, "floor_ms": probe.floor_ms, "slowest_ms": slowest,
                  "threads": torch.get_num_threads(), "cpu": cpu_model(),
@@ -165,24 +186,26 @@ def main(argv: list[str] | None = None) -> int:
                  "budgets": []}
     started = time.time()
     seeds = [int(x) for x in args.seeds.split(",")]
+    train_seeds = [int(x) for x in args.train_seeds.split(",")]
     # every study starts from the fastest member: the front's gain over it is what a search adds
-    fastest_acc = cached_accuracy(probe.fastest)
-    out["fastest_member"] = {"arch": probe.fastest.to_string(), "val_top1": fastest_acc, "latency_ms": probe.floor_ms}
+    fastest_acc = cached_metric(probe.fastest)
+    out["fastest_member"] = {"arch": probe.fastest.to_string(), "val_metric": fastest_acc, "latency_ms": probe.floor_ms}
     for budget in budgets:
         row: dict = {"budget_ms": round(budget, 3), "samplers": {}}
         for sampler in args.samplers.split(","):
             runs = []
             for seed in seeds:
-                cfg = SearchConfig(device=args.device, budget=f"{budget}ms", space=args.space, trials=args.trials,
-                                   sampler=sampler, run_dir=str(work / f"{sampler}-{budget:.2f}ms-s{seed}"), seed=seed)
+                cfg = SearchConfig(device=args.device, budget=f"{budget}ms", space=args.space, data=args.data,
+                                   trials=args.trials, sampler=sampler, finetune_top=0,
+                                   run_dir=str(work / f"{sampler}-{budget:.2f}ms-s{seed}"), seed=seed)
                 inputs = prepare(cfg, splits=splits)
                 t0 = time.perf_counter()
-                study = run_study(inputs, cached_accuracy, progress=progress, log=lambda _: None)
+                study = run_study(inputs, cached_metric, progress=progress, log=lambda _: None)
                 best = best_feasible_trial(study)
                 points = [(t.values[0], t.values[1]) for t in feasible_trials(study)]
                 runs.append({
                     "seed": seed,
-                    "best_val_top1": best.values[0] if best else None,
+                    "best_val_metric": best.values[0] if best else None,
                     "best_latency_ms": best.values[1] if best else None,
                     "best_arch": best.user_attrs["arch"] if best else None,
                     "hypervolume": round(hypervolume(points, reference=(0.0, budget)), 2),
@@ -192,10 +215,10 @@ def main(argv: list[str] | None = None) -> int:
                     "seconds": round(time.perf_counter() - t0, 1),
                 })
                 print(f"budget {budget:.2f} ms {sampler} seed {seed}: {runs[-1]}", file=sys.stderr)
-            bests = [r["best_val_top1"] for r in runs if r["best_val_top1"] is not None]
+            bests = [r["best_val_metric"] for r in runs if r["best_val_metric"] is not None]
             row["samplers"][sampler] = {
                 **runs[0],
-                "mean_best_val_top1": round(float(np.mean(bests)), 3) if bests else None,
+                "best_val_metric_over_seeds": mean_sd(bests) if bests else None,
                 "mean_hypervolume": round(float(np.mean([r["hypervolume"] for r in runs])), 2),
                 "mean_hypervolume_above_fastest": round(float(np.mean([r["hypervolume_above_fastest"] for r in runs])), 3),
                 "runs": runs,
@@ -217,8 +240,13 @@ def main(argv: list[str] | None = None) -> int:
                                  "recipe": {"epochs": tcfg.epochs, "subset": tcfg.subset, "batch_size": tcfg.batch_size,
                                             "lr": tcfg.lr}}
             for name, (spec, ms, width) in nets.items():
-                scores = train_and_score(spec, splits, tcfg, proxy, progress)
-                row["comparison"][name] = {"measured_ms": round(ms, 3), "width": width, **scores}
+                runs = [train_and_score(spec, splits, dataclasses.replace(tcfg, seed=seed), proxy, progress)
+                        for seed in train_seeds]
+                row["comparison"][name] = {
+                    "measured_ms": round(ms, 3), "width": width, "params": runs[0]["params"],
+                    "madds_deploy": runs[0]["madds_deploy"],
+                    "val_metric": mean_sd([r["val_metric"] for r in runs]),
+                    "test_metric": mean_sd([r["test_metric"] for r in runs]), "runs": runs}
                 print(f"  {name}: {row['comparison'][name]}", file=sys.stderr)
         out["budgets"].append(row)
         Path(args.out).write_text(json.dumps(out, indent=2) + "\n")

@@ -50,3 +50,19 @@ def test_benchmarks_use_the_shared_figures():
     assert search_quality.hypervolume is pareto.hypervolume
     for name in ("kendall_tau", "spearman_rho", "pearson_r"):
         assert getattr(supernet_ranking, name) is getattr(correlation, name)
+
+
+def test_a_fresh_work_dir_with_only_the_probe_study_is_accepted(tmp_path):
+    supernet = tmp_path / "supernet"
+    supernet.mkdir()
+    (supernet / "supernet.pt").write_bytes(b"v1")
+    (tmp_path / "work" / "probe").mkdir(parents=True)  # the benchmark's own prepare() opens a storage there
+    (tmp_path / "work" / "probe" / "study.db").write_bytes(b"")
+    search_quality.check_work_dir(tmp_path / "work", supernet)
+    assert (tmp_path / "work" / "supernet.json").is_file()
+
+
+def test_mean_sd_reports_the_standard_error_over_seeds():
+    out = search_quality.mean_sd([90.0, 91.0, 92.0])
+    assert out == {"mean": 91.0, "sd": 1.0, "se": round(1 / 3 ** 0.5, 3), "n": 3}
+    assert search_quality.mean_sd([90.5]) == {"mean": 90.5, "sd": 0.0, "se": 0.0, "n": 1}
