@@ -33,7 +33,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +40,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, not installed
 
 from nas.latency import LatencyTable, Timer, cpu_model, load_table, settings_of  # noqa: E402
-from nas.latency._build import COMPOSITION_SEED  # noqa: E402
-from nas.latency._composition import MODELS, TERMS, composition_features, fit_composition  # noqa: E402
+from nas.latency._build import COMPOSITION_SEED, composition_inputs  # noqa: E402
+from nas.latency._composition import MODELS, TERMS, fit_terms  # noqa: E402
 from nas.latency._measure import measure_networks  # noqa: E402
 from nas.latency._validate import error_metrics  # noqa: E402
 from nas.shapes import walk  # noqa: E402
@@ -61,7 +60,6 @@ def _networks(spaces, n: int, seed: int, num_classes: int) -> list[tuple[str, ob
 
 
 def _one_pass(table: LatencyTable, spaces, args, pass_no: int) -> dict:
-    raw = LatencyTable(replace(table.header, layer_correction_ms=0.0, composition=None), table.entries)
     fit_nets = _networks(spaces, args.fit_subnets, COMPOSITION_SEED, args.num_classes)
     test_nets = _networks(spaces, args.test_subnets, args.seed, args.num_classes)
     nets = fit_nets + test_nets
@@ -73,10 +71,8 @@ def _one_pass(table: LatencyTable, spaces, args, pass_no: int) -> dict:
     seconds = time.perf_counter() - t0
     ms = np.empty(len(nets))
     ms[order] = [t.ms for t in timed]
-    overhead = raw.header.overhead_ms
     layers = [walk(spec) for _, spec in nets]
-    rows = np.array([sum(composition_features(l, raw.lookup(l.key) - overhead) for l in ls) for ls in layers])
-    uncorrected = np.array([raw.predict_layers(ls) for ls in layers])
+    rows, uncorrected = composition_inputs(table, layers)
     shipped = np.array([table.predict_layers(ls) for ls in layers])
     groups = [name for name, _ in nets]
     nf = len(fit_nets)
@@ -87,13 +83,13 @@ def _one_pass(table: LatencyTable, spaces, args, pass_no: int) -> dict:
         return np.array([terms.get(t, 0.0) for t in TERMS])
 
     models: dict[str, np.ndarray] = {"none": np.zeros(len(TERMS))}
-    old = fit_composition(rows[first], uncorrected[first], ms[first], [groups[i] for i in first], model="constant")
+    old = fit_terms(rows[first], uncorrected[first], ms[first], [groups[i] for i in first], model="constant")
     models["constant, first space"] = terms_vector(old["terms"])
     sub = lambda idx: (rows[idx], uncorrected[idx], ms[idx], [groups[i] for i in idx])  # noqa: E731
     for name in MODELS:
         models[name if name != "constant" else "constant, all spaces"] = terms_vector(
-            fit_composition(*sub(fit_idx), model=name)["terms"])
-    chosen = fit_composition(*sub(fit_idx))
+            fit_terms(*sub(fit_idx), model=name)["terms"])
+    chosen = fit_terms(*sub(fit_idx))
     models[f"chosen ({chosen['model']})"] = terms_vector(chosen["terms"])
 
     results: dict[str, dict] = {}

@@ -40,13 +40,16 @@ DEFAULT_SPACE = "mobilenetv3_large"
 
 
 def _composition_subnets(text: str) -> int:
+    from nas.latency._composition import EXTRA_SUBNETS
+
+    least = 1 + EXTRA_SUBNETS  # the simplest model's one term, plus the spare subnets every fit needs
     try:
         n = int(text)
     except ValueError:
         n = -1
-    if n != 0 and n < 4:
-        raise argparse.ArgumentTypeError(f"--composition-subnets must be 0 (no composition fit) or an integer >= 4, "
-                                         f"got {text!r}")
+    if n != 0 and n < least:
+        raise argparse.ArgumentTypeError(f"--composition-subnets must be 0 (no composition fit) or an integer >= "
+                                         f"{least}, got {text!r}")
     return n
 
 

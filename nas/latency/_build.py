@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from nas.latency._composition import EXTRA_SUBNETS, composition_features
-from nas.latency._composition import fit_composition as fit_composition_terms
+from nas.latency._composition import EXTRA_SUBNETS, composition_features, fit_terms
 from nas.latency._coverage import DEFAULT_NUM_CLASSES, reference_layers, space_layers
 from nas.latency._measure import MeasureSettings, Timer, cpu_model, measure_networks
 from nas.export import ONNX_OPSET
@@ -26,7 +25,8 @@ from nas.latency._table import Entry, LatencyTable, LatencyTableError, SpaceRef,
 from nas.shapes import LayerSpec, walk
 from nas.space import SearchSpace, load_space
 
-__all__ = ["COMPOSITION_SEED", "measured_header", "build_table", "required_layers", "fit_composition"]
+__all__ = ["COMPOSITION_SEED", "measured_header", "build_table", "required_layers", "fit_composition",
+           "composition_inputs", "composition_spaces"]
 
 
 def _now() -> str:
@@ -85,23 +85,28 @@ def fit_composition(
     progress: bool = False,
 ) -> dict:
     """Time ``subnets`` random members of each space whole and fit the table's composition model
-    on them (:func:`nas.latency._composition.fit_composition`): inside a network a layer finds
+    on them (:func:`nas.latency._composition.fit_terms`): inside a network a layer finds
     colder caches, and skips the allocation of its input and output that it pays when timed alone;
     this measures the difference instead of guessing it. Returns the header's ``composition``."""
-    raw = LatencyTable(replace(table.header, layer_correction_ms=0.0, composition=None), table.entries)
     specs, groups = [], []
     for space in spaces:
         rng = np.random.default_rng(COMPOSITION_SEED)
         specs += [space.resolve(space.sample(rng), num_classes=num_classes) for _ in range(subnets)]
         groups += [space.name] * subnets
-    nets = [walk(spec) for spec in specs]
-    overhead = raw.header.overhead_ms
-    rows = np.array([sum(composition_features(l, raw.lookup(l.key) - overhead) for l in layers) for layers in nets])
-    uncorrected = np.array([raw.predict_layers(layers) for layers in nets])
+    rows, uncorrected = composition_inputs(table, [walk(spec) for spec in specs])
     measured = np.array([t.ms for t in measure_networks(specs, timer, progress=progress, desc="composition")])
-    fit = fit_composition_terms(rows, uncorrected, measured, groups)
+    fit = fit_terms(rows, uncorrected, measured, groups)
     return {"spaces": [{"name": s.name, "digest": s.digest} for s in spaces], "subnets_per_space": subnets,
             "seed": COMPOSITION_SEED, "num_classes": num_classes} | fit
+
+
+def composition_inputs(table: LatencyTable, nets: Sequence[Sequence[LayerSpec]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per network (its walker layers), the sum of its layers' composition features and its
+    prediction without composition, from ``table``'s entries (its own composition left out)."""
+    raw = LatencyTable(replace(table.header, layer_correction_ms=0.0, composition=None), table.entries)
+    overhead = raw.header.overhead_ms
+    rows = np.array([sum(composition_features(l, raw.lookup(l.key) - overhead) for l in layers) for layers in nets])
+    return rows, np.array([raw.predict_layers(layers) for layers in nets])
 
 
 def composition_spaces(

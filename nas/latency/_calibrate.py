@@ -34,6 +34,7 @@ import numpy as np
 from nas.blocks import BneckSpec, block_kinds, kind_named, kind_of
 from nas._yaml import load_yaml_file
 from nas.cost import layer_cost
+from nas.latency._composition import written_melems
 from nas.latency._coverage import layers_of, minimalistic_spec, proxyless_lut_specs, reference_layers, space_layers
 from nas.latency._table import Entry, LatencyTable, LatencyTableError, SpaceRef
 from nas.nn import get_preset
@@ -192,8 +193,7 @@ def layer_features(layer: LayerSpec, host_ms: float) -> np.ndarray:
             hsw = co * ho * wo
         if layer.hidden_act == "hswish":
             hsw += layer.hidden
-    written = lc.activation_bytes / 4
-    return np.array([host_ms, dense / 1e6, dw / 1e6, se / 1e6, written / 1e6, hsw / 1e6, 1.0])
+    return np.array([host_ms, dense / 1e6, dw / 1e6, se / 1e6, written_melems(layer), hsw / 1e6, 1.0])
 
 
 def _row(obs: Observation, host: LatencyTable) -> np.ndarray:

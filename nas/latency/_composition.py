@@ -6,7 +6,7 @@ holds. The composition model corrects each layer's time (net of the per-call ove
 
     in_network_ms(layer) = raw + layer + host_ms * raw + written_melems * written(layer)
 
-with three terms fitted on whole subnets timed on the same machine (:func:`fit_composition`):
+with three terms fitted on whole subnets timed on the same machine (:func:`fit_terms`):
 
 * ``layer``: a constant per layer (any sign: alone, a layer also pays for its own input/output
   allocation, which a network does not);
@@ -36,8 +36,8 @@ import numpy as np
 from nas.cost import layer_cost
 from nas.shapes import LayerSpec
 
-__all__ = ["TERMS", "MODELS", "BOUNDS", "check_terms", "composition_features", "fit_composition", "fit_nested",
-           "errors"]
+__all__ = ["TERMS", "MODELS", "BOUNDS", "check_terms", "composition_features", "correction_ms", "fit_terms",
+           "fit_nested", "errors", "written_melems"]
 
 #: The composition terms, in the order of :func:`composition_features`.
 TERMS = ("layer", "host_ms", "written_melems")
@@ -80,18 +80,21 @@ def check_terms(terms: Any) -> list[str]:
     return problems
 
 
+def written_melems(layer: LayerSpec) -> float:
+    """Million activation elements ``layer`` writes (float32: its activation bytes / 4)."""
+    return layer_cost(layer).activation_bytes / 4 / 1e6
+
+
 def composition_features(layer: LayerSpec, raw_ms: float) -> np.ndarray:
     """The per-layer features of :data:`TERMS`: 1, the layer's raw time, its written Melements."""
-    return np.array([1.0, raw_ms, layer_cost(layer).activation_bytes / 4 / 1e6])
+    return np.array([1.0, raw_ms, written_melems(layer)])
 
 
 def correction_ms(terms: Mapping[str, float], layer: LayerSpec, raw_ms: float) -> float:
     """What ``layer`` costs inside a network beyond ``raw_ms`` (its time alone net of overhead)."""
     out = terms.get("layer", 0.0) + terms.get("host_ms", 0.0) * raw_ms
-    written = terms.get("written_melems", 0.0)
-    if written:
-        out += written * layer_cost(layer).activation_bytes / 4 / 1e6
-    return out
+    per_melem = terms.get("written_melems", 0.0)
+    return out + per_melem * written_melems(layer) if per_melem else out
 
 
 def errors(pred: np.ndarray, ms: np.ndarray) -> dict[str, float]:
@@ -153,7 +156,7 @@ def fit_nested(
     return best, candidates
 
 
-def fit_composition(
+def fit_terms(
     rows: np.ndarray, uncorrected: np.ndarray, ms: np.ndarray, groups: Sequence[str], *, model: str = "auto"
 ) -> dict[str, Any]:
     """Fit the composition terms on whole networks.

@@ -10,7 +10,7 @@ import pytest
 from nas.cost import layer_cost
 from nas.latency import Entry, LatencyTable, LatencyTableError, SpaceRef, min_latency, predict_latency, space_layers
 from nas.latency._build import composition_spaces
-from nas.latency._composition import TERMS, composition_features, fit_composition
+from nas.latency._composition import TERMS, composition_features, fit_terms
 from nas.shapes import walk
 
 
@@ -37,7 +37,7 @@ def test_fit_recovers_the_terms_that_made_the_times(micro_space, tiny_space):
     parts = [_synthetic(s, truth, seed=i) for i, s in enumerate((micro_space, tiny_space))]
     rows, unc, ms = (np.concatenate([p[j] for p in parts]) for j in range(3))
     groups = ["micro"] * 24 + ["tiny"] * 24
-    fit = fit_composition(rows, unc, ms, groups)
+    fit = fit_terms(rows, unc, ms, groups)
     assert fit["model"] == "traffic"
     for name, value in truth.items():
         assert fit["terms"][name] == pytest.approx(value, rel=1e-3, abs=1e-7)
@@ -48,7 +48,7 @@ def test_fit_recovers_the_terms_that_made_the_times(micro_space, tiny_space):
 
 def test_a_constant_is_kept_when_more_terms_do_not_help(micro_space):
     rows, unc, ms = _synthetic(micro_space, {"layer": 0.0007}, noise=0.01)
-    fit = fit_composition(rows, unc, ms, ["micro"] * len(ms))
+    fit = fit_terms(rows, unc, ms, ["micro"] * len(ms))
     assert fit["model"] == "constant"
     assert fit["terms"]["host_ms"] == 0.0 and fit["terms"]["written_melems"] == 0.0
     assert fit["terms"]["layer"] == pytest.approx(0.0007, rel=0.2)
@@ -59,7 +59,7 @@ def test_terms_stay_in_their_ranges(micro_space):
     # times that would want a layer to run 3x faster in a network and traffic to cost < 0
     rows, unc, ms = _synthetic(micro_space, {"host_ms": -0.9, "written_melems": -0.5})
     ms = np.maximum(ms, 1e-3)
-    fit = fit_composition(rows, unc, ms, ["micro"] * len(ms), model="traffic")
+    fit = fit_terms(rows, unc, ms, ["micro"] * len(ms), model="traffic")
     assert fit["terms"]["host_ms"] >= -0.5 - 1e-9 and fit["terms"]["written_melems"] >= 0.0
 
 
@@ -75,9 +75,9 @@ def test_terms_stay_in_their_ranges(micro_space):
 def test_bad_fits_are_refused(micro_space, change, message):
     rows, unc, ms = change(*_synthetic(micro_space, {"layer": 0.001}, n=8))
     with pytest.raises(ValueError, match=message):
-        fit_composition(rows, unc, ms, ["micro"] * len(ms))
+        fit_terms(rows, unc, ms, ["micro"] * len(ms))
     with pytest.raises(ValueError, match="model must be"):
-        fit_composition(*_synthetic(micro_space, {}, n=8), ["m"] * 8, model="cubic")
+        fit_terms(*_synthetic(micro_space, {}, n=8), ["m"] * 8, model="cubic")
 
 
 def _table(header_factory, space, **header):
