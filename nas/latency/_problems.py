@@ -4,11 +4,11 @@ validation reports): one error per file listing every problem with its JSON key 
 from __future__ import annotations
 
 import json
-import math
 import reprlib
 from pathlib import Path
 from typing import Any
 
+from nas.errors import is_real
 from nas.latency._table import LatencyTableError
 
 __all__ = ["MAX_PROBLEMS", "Problems", "kind_ok", "short", "read_json"]
@@ -69,10 +69,6 @@ KINDS = {
 }
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def kind_ok(v: Any, kind: str) -> bool:
     is_int = isinstance(v, int) and not isinstance(v, bool)
     return {
@@ -82,8 +78,8 @@ def kind_ok(v: Any, kind: str) -> bool:
         "key": lambda: isinstance(v, str) and bool(v),
         "pos_int": lambda: is_int and v >= 1,
         "count": lambda: is_int and v >= 0,
-        "ms": lambda: _is_number(v) and v > 0,
-        "ms0": lambda: _is_number(v) and v >= 0,
+        "ms": lambda: is_real(v) and v > 0,
+        "ms0": lambda: is_real(v) and v >= 0,
     }[kind]()
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.data import DataSplits, load_data
-from nas.errors import ConfigError
+from nas.errors import ConfigError, is_int
 from nas.latency import LatencyTable, load_table, min_latency, parse_budget
 from nas.search._gate import DEFAULT_HEARTBEAT_SECONDS, heartbeat_storage, sqlite_path
 from nas.search._study import SAMPLERS, default_storage, study_name_for
@@ -110,15 +110,15 @@ class SearchConfig:
             problems.append(f"val_limit: {self.val_limit!r} (allowed: integer >= 1)")
         if self.calib_images < 1:
             problems.append(f"calib_images: {self.calib_images!r} (allowed: integer >= 1)")
-        if not _int(self.finetune_top) or not 0 <= self.finetune_top <= 20:
+        if not is_int(self.finetune_top) or not 0 <= self.finetune_top <= 20:
             problems.append(f"finetune_top (--finetune-top): {self.finetune_top!r} (allowed: integer 0-20; 0 = no "
                             "confirmation)")
-        if not _int(self.finetune_epochs) or self.finetune_epochs < 1:
+        if not is_int(self.finetune_epochs) or self.finetune_epochs < 1:
             problems.append(f"finetune_epochs (--finetune-epochs): {self.finetune_epochs!r} (allowed: integer >= 1)")
         if not (isinstance(self.finetune_lr, (int, float)) and not isinstance(self.finetune_lr, bool)
                 and math.isfinite(self.finetune_lr) and self.finetune_lr > 0):
             problems.append(f"finetune_lr (--finetune-lr): {self.finetune_lr!r} (allowed: a finite number > 0)")
-        if self.finetune_subset is not None and (not _int(self.finetune_subset) or self.finetune_subset < 64):
+        if self.finetune_subset is not None and (not is_int(self.finetune_subset) or self.finetune_subset < 64):
             problems.append(f"finetune_subset (--finetune-subset): {self.finetune_subset!r} (allowed: integer >= 64, "
                             "or None for the whole training split)")
         if self.precision not in PRECISIONS:
@@ -128,10 +128,6 @@ class SearchConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _slug(text: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -11,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nas.errors import is_real
 from nas.tasks._task import Task
 
 __all__ = ["MultiLabel"]
@@ -47,9 +47,9 @@ class MultiLabel(Task):
         problems = []
         if self.loss_name not in self.losses:
             problems.append(f"loss: {self.loss_name!r} (allowed for multi-label data: {' | '.join(self.losses)})")
-        if not (_real(self.focal_gamma) and 0 <= self.focal_gamma <= 10):
+        if not (is_real(self.focal_gamma) and 0 <= self.focal_gamma <= 10):
             problems.append(f"focal_gamma: {self.focal_gamma!r} (allowed: a number in [0, 10])")
-        if not (_real(self.focal_alpha) and 0 <= self.focal_alpha <= 1):
+        if not (is_real(self.focal_alpha) and 0 <= self.focal_alpha <= 1):
             problems.append(f"focal_alpha: {self.focal_alpha!r} (allowed: a number in [0, 1])")
         if problems:
             raise ValueError("; ".join(problems))
@@ -133,7 +133,3 @@ class MultiLabel(Task):
 def _numpy(outputs: torch.Tensor, targets: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     probs = torch.sigmoid(outputs.float()).numpy().astype(np.float64)
     return probs, targets.numpy().astype(bool)
-
-
-def _real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
