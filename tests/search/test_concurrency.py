@@ -52,6 +52,35 @@ def _command(env, run_dir: Path, storage: str, trials: int) -> list[str]:
             "--heartbeat-seconds", "1"]
 
 
+#: ``python -c`` body: ``nas.search`` whose every trial is scored, then held for a second, so a test
+#: polling the study sees a claimed trial mid-way (a trial on this tiny space otherwise takes a few
+#: milliseconds, and a kill meant to land mid-trial landed between trials or after the last one).
+SLOW_TRIALS = """
+import sys, time
+import nas.search._pipeline as pipeline
+from nas.search.__main__ import main
+
+make_score_fn = pipeline.make_score_fn
+
+def slow_score_fn(*args, **kwargs):
+    score = make_score_fn(*args, **kwargs)
+    def held(arch):
+        metrics = score(arch)
+        time.sleep(1.0)
+        return metrics
+    return held
+
+pipeline.make_score_fn = slow_score_fn
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _held_trials(cmd: list[str]) -> list[str]:
+    """``cmd`` (a ``python -m nas.search`` command) with every trial held for a second once scored."""
+    assert cmd[1:3] == ["-m", "nas.search"]
+    return [cmd[0], "-c", SLOW_TRIALS, *cmd[3:]]
+
+
 def _spawn(cmd: list[str], log: Path) -> subprocess.Popen:
     child_env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     return subprocess.Popen(cmd, cwd=ROOT, env=child_env, stdout=log.open("w"), stderr=subprocess.STDOUT)
@@ -96,7 +125,7 @@ def test_kill_9_mid_trial_then_rerun_completes_the_study(env, kind, tmp_path, re
     victim = None
     for attempt in range(3):  # a kill that lands between two trials leaves nothing running: try again
         cmd = _command(env, tmp_path / f"run{attempt}", storage, trials)
-        proc = _spawn(cmd, tmp_path / f"log{attempt}")
+        proc = _spawn(_held_trials(cmd), tmp_path / f"log{attempt}")
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and proc.poll() is None:
             try:
