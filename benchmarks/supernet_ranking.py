@@ -288,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--standalone-seeds", default=None,
                    help="comma-separated seeds of the stand-alone trainings; their mean is the reference ranking "
                         "and the tau between two seeds shows the reference's own noise [the recipe's seed]")
+    p.add_argument("--reference", default=None,
+                   help="a previous results JSON of this benchmark: take its stand-alone scores (every seed) as the "
+                        "reference instead of training; the picked subnets and validation images must match. "
+                        "Compares a cheaper supernet recipe against the reference of the default one")
     p.add_argument("--shard", default="0/1", help="with --standalone-only: train the subnets i with i %% N == K [0/1]")
     args = p.parse_args(argv)
     if args.threads:
@@ -375,7 +379,14 @@ def main(argv: list[str] | None = None) -> int:
         rows, archs = [r for r, _ in kept], [a for _, a in kept]
     else:
         has_largest = True
+    reference = _reference_rows(args.reference, archs, val_limit or len(splits.val)) if args.reference else None
+    if reference:
+        seeds = reference[0]["standalone_seeds"]
     for row, arch in zip(rows, archs):
+        if reference:
+            ref = reference[archs.index(arch)]
+            row.update({k: ref[k] for k in ("standalone_top1", "standalone_top1_seeds", "standalone_train_seconds")})
+            continue
         per_seed = [train_alone(arch, recipe, splits, space, val_limit=val_limit, cache_dir=cache_dir,
                                 progress=progress, desc=f"alone {row['madds'] / 1e6:.1f}M seed {recipe.seed}")
                     for recipe in alone_cfgs]
@@ -428,7 +439,10 @@ def main(argv: list[str] | None = None) -> int:
         "mode": "quick" if args.quick else "full",
         "command": "python benchmarks/supernet_ranking.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])),
         "recipe": cfg.to_dict(),
-        "standalone_recipe": alone_cfg.to_dict(),  # seed: see summary.standalone_seeds
+        # seed: see summary.standalone_seeds; with --reference the reference run's stand-alone recipe
+        "standalone_recipe": (json.loads(Path(args.reference).read_text())["standalone_recipe"] if args.reference
+                              else alone_cfg.to_dict()),
+        "reference": args.reference,
         "val_images": val_limit or len(splits.val),
         "machine": {"python": platform.python_version(), "torch": torch.__version__, "cpu": cpu_model(),
                     "threads": torch.get_num_threads()},
@@ -443,6 +457,22 @@ def main(argv: list[str] | None = None) -> int:
     print(_markdown(report))
     print(f"\nwritten {out_path}", file=sys.stderr)
     return 0
+
+
+def _reference_rows(path: str, archs: list[Arch], val_images: int) -> list[dict]:
+    """Stand-alone scores of ``archs`` from a previous report of this benchmark (same picked subnets and
+    validation images), each row with its ``standalone_seeds``."""
+    ref = json.loads(Path(path).read_text())
+    if ref.get("val_images") != val_images:
+        raise SystemExit(f"error: --reference {path}: scored on {ref.get('val_images')} validation images, "
+                         f"this run on {val_images}")
+    by_arch = {r["arch"]: r for r in ref["subnets"]}
+    missing = [a.to_string() for a in archs if a.to_string() not in by_arch]
+    if missing:
+        raise SystemExit(f"error: --reference {path}: {len(missing)} of the {len(archs)} picked subnets are not in it "
+                         f"(first: {missing[0]}); pick them with the same --n-subnets, --pick-seed and space")
+    seeds = ref["summary"].get("standalone_seeds") or [ref["standalone_recipe"]["seed"]]
+    return [{**by_arch[a.to_string()], "standalone_seeds": seeds} for a in archs]
 
 
 def _markdown(r: dict) -> str:

@@ -66,3 +66,20 @@ def test_mean_sd_reports_the_standard_error_over_seeds():
     out = search_quality.mean_sd([90.0, 91.0, 92.0])
     assert out == {"mean": 91.0, "sd": 1.0, "se": round(1 / 3 ** 0.5, 3), "n": 3}
     assert search_quality.mean_sd([90.5]) == {"mean": 90.5, "sd": 0.0, "se": 0.0, "n": 1}
+
+
+def test_reference_rows_take_the_published_standalone_scores_of_the_picked_subnets(tmp_path):
+    import json
+
+    from nas.space import load_space
+    path = ROOT / "benchmarks" / "results" / "supernet_ranking_two_seeds.json"
+    published = json.loads(path.read_text())
+    archs = supernet_ranking.pick_subnets(load_space("mobilenetv3_large"), 10, 32, 12, 0, True)
+    rows = supernet_ranking._reference_rows(str(path), archs, published["val_images"])
+    assert [r["standalone_top1_seeds"] for r in rows] == [r["standalone_top1_seeds"] for r in published["subnets"]]
+    assert rows[0]["standalone_seeds"] == [0, 1]
+    with pytest.raises(SystemExit, match="validation images"):
+        supernet_ranking._reference_rows(str(path), archs, 1000)
+    other = supernet_ranking.pick_subnets(load_space("mobilenetv3_large"), 10, 32, 12, 5, True)
+    with pytest.raises(SystemExit, match="not in it"):
+        supernet_ranking._reference_rows(str(path), other, published["val_images"])
