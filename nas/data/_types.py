@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,6 +102,18 @@ class DataSplits:
     @property
     def native_resolution(self) -> int:
         return self.train.size
+
+    def fingerprint(self, sample: int = 2048) -> str:
+        """A digest of the training split's content (shape, classes, every label and up to ``sample``
+        evenly strided images): a supernet trained on this data records it, and reusing or resuming
+        it on data with another fingerprint is refused. Changes with the files, the split seed or the
+        mosaic settings; costs milliseconds."""
+        train = self.train
+        h = hashlib.sha256(repr((tuple(train.images.shape), train.classes, self.multi_label)).encode())
+        h.update(train.labels.contiguous().numpy().tobytes())
+        step = max(1, len(train) // sample)
+        h.update(train.images[::step].contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
 
     def describe(self) -> str:
         test = len(self.test) if self.test is not None else 0

@@ -97,6 +97,7 @@ def _ensure_supernet(
     resume = False
     if path.exists():
         supernet, ckpt = load_supernet(path, space=space, num_classes=inputs.splits.num_classes)
+        ckpt.check_compatible(data_fingerprint=inputs.splits.fingerprint())
         target = cfg.epochs or int(ckpt.settings.get("epochs", tcfg.epochs))
         if ckpt.epoch >= target:
             log(f"supernet: reusing {path} ({ckpt.epoch} epochs, trained at {describe_resolution(ckpt)[0]})")

@@ -105,8 +105,11 @@ class Checkpoint:
             )
         return SearchSpace(config)
 
-    def check_compatible(self, space: SearchSpace | None = None, num_classes: int | None = None) -> None:
-        """Refuse a checkpoint made for another space or another number of classes.
+    def check_compatible(self, space: SearchSpace | None = None, num_classes: int | None = None, *,
+                         data_fingerprint: str | None = None) -> None:
+        """Refuse a checkpoint made for another space, another number of classes or (given
+        ``data_fingerprint``, :meth:`nas.data.DataSplits.fingerprint`) other training data. A
+        checkpoint written before fingerprints were recorded passes the data check.
 
         Raises:
             CheckpointError: naming both values.
@@ -120,6 +123,13 @@ class Checkpoint:
         if num_classes is not None and num_classes != self.num_classes:
             problems.append(
                 f"it has {self.num_classes} output classes, the data has {num_classes}"
+            )
+        trained_on = self.data.get("fingerprint")
+        if data_fingerprint is not None and trained_on is not None and trained_on != data_fingerprint:
+            problems.append(
+                f"it was trained on other data than the data given now ({self.data.get('name')!r}, fingerprint "
+                f"{trained_on} vs {data_fingerprint}: other files, split seed or mosaic settings); train a new "
+                "supernet in another directory, or delete this one"
             )
         if problems:
             raise CheckpointError(f"checkpoint {self.path or '(in memory)'} does not fit: " + "; ".join(problems))

@@ -92,7 +92,7 @@ class TrainResult:
 def _data_record(cfg: TrainConfig, splits: DataSplits, task: Task) -> dict[str, Any]:
     return {"name": cfg.data, "data_dir": cfg.data_dir, "split_seed": cfg.split_seed,
             "num_classes": splits.num_classes, "source": splits.source, "task": task.name,
-            "classes": list(splits.classes)}
+            "classes": list(splits.classes), "fingerprint": splits.fingerprint()}
 
 
 #: Settings that may differ when resuming (``epochs`` extends or shortens the schedule;
@@ -133,7 +133,7 @@ def prepare_run(
         splits = load_data(cfg.data, cfg.data_dir, seed=cfg.split_seed, channels=space.config.in_channels)
     task = cfg.task_for(splits)
     if ckpt is not None:
-        ckpt.check_compatible(space, splits.num_classes)
+        ckpt.check_compatible(space, splits.num_classes, data_fingerprint=splits.fingerprint())
         trained = task_from_checkpoint(ckpt.data, ckpt.settings).name
         if trained != task.name:
             raise CheckpointError(f"{ckpt.path}: trained for a {trained} task, but the data is {task.name}")

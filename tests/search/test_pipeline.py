@@ -74,6 +74,14 @@ def test_search_end_to_end_and_resume(tmp_path, tiny_space_file, fake_table, spl
     numbers = [t.number for t in study.get_trials(states=(TrialState.COMPLETE,))]
     assert numbers[:6] == [t.number for t in done]
 
+    # the same supernet directory with other data (here another synthetic seed): refused, not reused
+    from nas.data import load_data
+    from nas.supernet import CheckpointError
+    other = load_data("synthetic", synthetic_size=384, channels=3, seed=1)
+    with pytest.raises(CheckpointError, match="trained on other data"):
+        run_pipeline(_cfg(tmp_path, tiny_space_file, fake_table, run_dir=str(tmp_path / "run2")), progress=False,
+                     log=logs.append, splits=other)
+
 
 @pytest.mark.slow
 def test_interrupted_search_loses_only_the_trial_in_flight(tmp_path, tiny_space_file, fake_table, splits):

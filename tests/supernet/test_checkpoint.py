@@ -13,11 +13,11 @@ from nas.space import load_space
 from nas.supernet import Checkpoint, CheckpointError, Supernet, load_checkpoint, load_supernet, save_checkpoint
 
 
-def _save(path, space, num_classes=4):
+def _save(path, space, num_classes=4, data=None):
     supernet = Supernet(space, num_classes, seed=5)
     ckpt = Checkpoint(
         space_name=space.name, space_digest=space.digest, space_config=space.config.to_dict(),
-        num_classes=num_classes, data={"name": "synthetic"}, train_resolution=None, epoch=3,
+        num_classes=num_classes, data=data or {"name": "synthetic"}, train_resolution=None, epoch=3,
         kernel_transform=True, settings={"seed": 5}, model=supernet.state_dict(),
     )
     save_checkpoint(path, ckpt)
@@ -45,6 +45,19 @@ def test_checkpoint_with_another_number_of_classes_is_refused(tmp_path, tiny_spa
     _save(tmp_path, tiny_space, num_classes=4)
     with pytest.raises(CheckpointError, match="has 4 output classes, the data has 10"):
         load_supernet(tmp_path, num_classes=10)
+
+
+def test_checkpoint_trained_on_other_data_is_refused(tmp_path, tiny_space):
+    from nas.data import load_data
+    trained_on, other = load_data("synthetic", seed=0), load_data("synthetic", seed=1)
+    assert trained_on.fingerprint() == load_data("synthetic", seed=0).fingerprint() != other.fingerprint()
+    _save(tmp_path, tiny_space, data={"name": "synthetic", "fingerprint": trained_on.fingerprint()})
+    ckpt = load_checkpoint(tmp_path)
+    ckpt.check_compatible(tiny_space, 4, data_fingerprint=trained_on.fingerprint())
+    with pytest.raises(CheckpointError, match=f"trained on other data .*{trained_on.fingerprint()} vs {other.fingerprint()}"):
+        ckpt.check_compatible(tiny_space, 4, data_fingerprint=other.fingerprint())
+    _save(tmp_path, tiny_space)  # written before fingerprints were recorded: the data check passes
+    load_checkpoint(tmp_path).check_compatible(tiny_space, 4, data_fingerprint=other.fingerprint())
 
 
 def test_missing_and_foreign_files_are_refused_with_a_hint(tmp_path):
