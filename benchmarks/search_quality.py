@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     sdir = Path(args.supernet) if args.supernet else supernet_dir(
         SearchConfig(device="x", budget="1", space=args.space, data=args.data), space)
     supernet, ckpt = load_supernet(sdir, space=space, num_classes=splits.num_classes)
+    ckpt.check_compatible(data_fingerprint=splits.fingerprint())
     check_work_dir(work, sdir)
     score = make_score_fn(supernet, ckpt, splits, calib_images=2000, val_limit=5000, seed=0)
     cache: dict[str, float] = {}
