@@ -133,10 +133,11 @@ def prepare_run(
         splits = load_data(cfg.data, cfg.data_dir, seed=cfg.split_seed, channels=space.config.in_channels)
     task = cfg.task_for(splits)
     if ckpt is not None:
-        ckpt.check_compatible(space, splits.num_classes, data_fingerprint=splits.fingerprint())
+        ckpt.check_compatible(space, splits.num_classes)
         trained = task_from_checkpoint(ckpt.data, ckpt.settings).name
         if trained != task.name:
             raise CheckpointError(f"{ckpt.path}: trained for a {trained} task, but the data is {task.name}")
+        ckpt.check_compatible(data_fingerprint=splits.fingerprint())
     return cfg, ckpt, space, splits, task
 
 
