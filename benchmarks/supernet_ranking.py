@@ -440,8 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/supernet_ranking.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])),
         "recipe": cfg.to_dict(),
         # seed: see summary.standalone_seeds; with --reference the reference run's stand-alone recipe
-        "standalone_recipe": (json.loads(Path(args.reference).read_text())["standalone_recipe"] if args.reference
-                              else alone_cfg.to_dict()),
+        "standalone_recipe": reference[0]["standalone_recipe"] if reference else alone_cfg.to_dict(),
         "reference": args.reference,
         "val_images": val_limit or len(splits.val),
         "machine": {"python": platform.python_version(), "torch": torch.__version__, "cpu": cpu_model(),
@@ -461,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _reference_rows(path: str, archs: list[Arch], val_images: int) -> list[dict]:
     """Stand-alone scores of ``archs`` from a previous report of this benchmark (same picked subnets and
-    validation images), each row with its ``standalone_seeds``."""
+    validation images), each row with the reference's ``standalone_seeds`` and ``standalone_recipe``."""
     ref = json.loads(Path(path).read_text())
     if ref.get("val_images") != val_images:
         raise SystemExit(f"error: --reference {path}: scored on {ref.get('val_images')} validation images, "
@@ -472,7 +471,8 @@ def _reference_rows(path: str, archs: list[Arch], val_images: int) -> list[dict]
         raise SystemExit(f"error: --reference {path}: {len(missing)} of the {len(archs)} picked subnets are not in it "
                          f"(first: {missing[0]}); pick them with the same --n-subnets, --pick-seed and space")
     seeds = ref["summary"].get("standalone_seeds") or [ref["standalone_recipe"]["seed"]]
-    return [{**by_arch[a.to_string()], "standalone_seeds": seeds} for a in archs]
+    return [{**by_arch[a.to_string()], "standalone_seeds": seeds, "standalone_recipe": ref["standalone_recipe"]}
+            for a in archs]
 
 
 def _markdown(r: dict) -> str:

@@ -251,6 +251,7 @@ def train_supernet(
     governor = ThreadGovernor(dev, log=lambda m: tqdm.write(m, file=sys.stderr) if writer else None)
     last_good = ckpt.progress() if ckpt is not None else None  # what the file on disk holds
     last_save = time.monotonic()
+    data_record = _data_record(cfg, splits, task)  # fixed for the run: its fingerprint is hashed once
 
     def save(epoch: int, step: int, resume_state: dict[str, Any] | None,
              buffers: dict[str, torch.Tensor] | None = None) -> None:
@@ -269,7 +270,7 @@ def train_supernet(
             )
         saved = Checkpoint(
             space_name=space.name, space_digest=space.digest, space_config=space.config.to_dict(),
-            num_classes=splits.num_classes, data=_data_record(cfg, splits, task), train_resolution=cfg.resolution,
+            num_classes=splits.num_classes, data=data_record, train_resolution=cfg.resolution,
             epoch=epoch, kernel_transform=cfg.kernel_transform, settings=cfg.to_dict(),
             model=model, optimizer=_cpu(optimizer.state_dict()), scaler=scaler.state_dict() if use_scaler else None,
             history=history, step=step, resume_state=resume_state,
