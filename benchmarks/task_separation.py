@@ -24,6 +24,8 @@ runs/bench_task_separation/, so an interrupted run resumes):
     python benchmarks/task_separation.py                         # both datasets, full recipe: hours on 2 cores
     python benchmarks/task_separation.py --data fashion-mosaic --epochs 3 --subset 8000
     python benchmarks/task_separation.py --quick                 # minutes: checks the pipeline only
+    python benchmarks/task_separation.py --data fashion-mosaic --epochs 10 --supernet-epochs 5
+                                           # a 10-epoch stand-alone reference for the default supernet
 
 Results go to benchmarks/results/task_separation[_quick].json and are printed as Markdown.
 """
@@ -123,16 +125,19 @@ def run_dataset(name: str, args, recipe_over: dict) -> dict:
         "seed_tau": round(kendall_tau(scores[args.seeds[0]], scores[args.seeds[1]]), 3) if len(args.seeds) > 1 else None,
     }
     if not args.no_supernet:
-        run_dir = CACHE / f"supernet-{_key(recipe.to_dict(), mosaic)}"
+        sn_recipe = recipe if args.supernet_epochs is None else TrainConfig(**{**recipe.to_dict(),
+                                                                              "epochs": args.supernet_epochs})
+        run_dir = CACHE / f"supernet-{_key(sn_recipe.to_dict(), mosaic)}"
         start = time.perf_counter()
-        trained = train_supernet(recipe, run_dir, resume=(run_dir / "supernet.pt").exists(), progress=not args.no_progress,
+        trained = train_supernet(sn_recipe, run_dir, resume=(run_dir / "supernet.pt").exists(), progress=not args.no_progress,
                                  splits=splits)
         inherited = []
         for arch in archs:
             res = subnet_resolution(recipe.resolution, recipe.scale_resolution, arch, space.config.base_resolution)
             inherited.append(evaluate_arch(trained.supernet, arch, splits, task=task, resolution=res,
                                            limit=args.val_limit, calib_images=2000).metric)
-        out |= {"supernet": [round(v, 2) for v in inherited], "supernet_tau": round(kendall_tau(inherited, mean), 3),
+        out |= {"supernet_recipe": sn_recipe.to_dict(), "supernet": [round(v, 2) for v in inherited],
+                "supernet_tau": round(kendall_tau(inherited, mean), 3),
                 "supernet_train_seconds": round(sum(h["train_seconds"] for h in trained.history), 1),
                 "supernet_wall_seconds": round(time.perf_counter() - start, 1)}
     return out
@@ -165,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clutter", type=int, default=MosaicConfig.clutter)
     p.add_argument("--mosaics", type=int, default=MosaicConfig.train, help="training mosaics")
     p.add_argument("--no-supernet", action="store_true")
+    p.add_argument("--supernet-epochs", type=int, default=None,
+                   help="epochs of the supernet's training [--epochs]: judge a supernet of the default recipe "
+                        "against a longer stand-alone reference")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", default=None)
