@@ -11,7 +11,19 @@ tables dispatch through the registry and know no kind by name. A new kind is one
 a ``@register``-ed kind class (see docs/blocks.md).
 """
 
-from nas.blocks._choices import MAX_SHOWN_CHARS, Number, PositiveInt, SearchAct, choice_list, fmt_set, member, short
+from nas.blocks._choices import (
+    CHOICES_CONFIG,
+    MAX_SHOWN_CHARS,
+    ActChoices,
+    Expansions,
+    Number,
+    PositiveInt,
+    SearchAct,
+    choice_list,
+    fmt_set,
+    member,
+    short,
+)
 from nas.blocks._elastic import (
     ElasticBatchNorm2d,
     ElasticBiasConv,
@@ -23,7 +35,7 @@ from nas.blocks._elastic import (
     ElasticSqueezeExcite,
 )
 from nas.blocks._layer import LayerSpec, Shape, conv_out
-from nas.blocks._modules import ConvBNAct, SqueezeExcite
+from nas.blocks._modules import BlockShape, ConvBNAct, SqueezeExcite
 from nas.blocks._registry import (
     DEFAULT_KIND,
     BlockKind,
@@ -52,6 +64,10 @@ from nas.blocks.fused import FusedInvertedBottleneck, FusedSpec
 from nas.blocks.uib import UIB_KERNELS, ElasticUIB, UIBArch, UIBChoices, UIBSpec, UniversalInvertedBottleneck
 
 __all__ = [
+    "ActChoices",
+    "BlockShape",
+    "CHOICES_CONFIG",
+    "Expansions",
     "MAX_SHOWN_CHARS",
     "Number",
     "PositiveInt",

@@ -66,9 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler)
     p.add_argument("--storage", default=None,
                    help="any Optuna storage URL (default: sqlite:///RUN_DIR/study.db; postgresql://... for teams)")
-    p.add_argument("--run-dir", default=None, help="output directory [runs/SPACE-DATA-DEVICE-BUDGET]")
+    p.add_argument("--run-dir", default=None, help="output directory [runs/SPACE-DATA-DEVICE-BUDGETms]")
     p.add_argument("--supernet", default=None,
-                   help="supernet run directory or checkpoint [runs/supernets/SPACE-DIGEST-DATA]")
+                   help="supernet run directory or checkpoint [runs/supernets/SPACE-DIGEST8-DATA[-LOSS][-smoke]]")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--epochs", type=int, default=None, help="supernet epochs if one must be trained [recipe]")
     p.add_argument("--val-limit", type=int, default=None,

@@ -14,6 +14,10 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from nas.blocks import (
+    CHOICES_CONFIG,
+    ActChoices,
+    BlockShape,
+    Expansions,
     BneckSpec,
     ConvBNAct,
     ConvSpec,
@@ -31,8 +35,6 @@ from nas.blocks import (
     register,
     unregister,
 )
-from nas.blocks._choices import CHOICES_CONFIG, ActChoices, Expansions
-from nas.blocks._modules import BlockShape
 from nas.channels import expanded_channels
 from nas.errors import ConfigError
 from nas.latency import space_layers
