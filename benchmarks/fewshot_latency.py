@@ -25,7 +25,9 @@ Usage (from the repository root, on a quiet machine)::
     python benchmarks/fewshot_latency.py --precision int8 --out benchmarks/results/fewshot_latency_int8.json
 
 The full measured table is written next to ``--out`` (``*_table.json``), and the raw times of
-every network in ``--out`` (``raw``), so a changed model can be refitted offline.
+every network in ``--out`` (``raw``), so other probe sizes can be judged without measuring again::
+
+    python benchmarks/fewshot_latency.py --refit --networks 5 --out benchmarks/results/fewshot_latency_1t.json
 
 Targets (issue #17): with N <= 40, median |error| <= 5%, >= 90% of held-out subnets within +-10%,
 within 1.5 points of the full table's median error, at <= 1/20 of its measurement time.
@@ -51,7 +53,7 @@ from nas.latency._measure import measure_networks  # noqa: E402
 from nas.latency._probe_bundle import probe_networks  # noqa: E402
 from nas.latency._validate import error_metrics  # noqa: E402
 from nas.shapes import walk  # noqa: E402
-from nas.space import load_space  # noqa: E402
+from nas.space import Arch, load_space  # noqa: E402
 
 TARGETS = {"median_abs_error_pct": 5.0, "within_10pct": 0.90, "points_over_full": 1.5, "time_ratio": 1 / 20}
 
@@ -72,6 +74,50 @@ def _time_shuffled(specs, order, settings, desc):
     return measured, timer, time.perf_counter() - t0
 
 
+def _fewshot_entry(table_fit, held_out, seconds, full_s, full_err) -> dict:
+    fit = table_fit
+    return {
+        "model": fit.model, "coefficients": fit.coefficients(), "cv": fit.cv, "held_out": held_out,
+        "measure_seconds": round(seconds, 1), "time_ratio_to_full": round(seconds / full_s, 4),
+        "targets_met": {
+            "median_abs_error_pct": held_out["median_abs_error_pct"] <= TARGETS["median_abs_error_pct"],
+            "within_10pct": held_out["within_10pct"] >= TARGETS["within_10pct"],
+            "points_over_full": held_out["median_abs_error_pct"] - full_err <= TARGETS["points_over_full"],
+            "time_ratio": seconds / full_s <= TARGETS["time_ratio"],
+        },
+    }
+
+
+def refit(args) -> int:
+    """Few-shot tables for other probe sizes from the phase-1 times an earlier run stored in --out."""
+    out = json.loads(Path(args.out).read_text())
+    raw = out["raw"]
+    space = load_space(args.space)
+    if space.name != out["space"]:
+        raise SystemExit(f"error: --out {args.out} was measured on space {out['space']}, not {space.name}")
+    base = load_table(args.base_table, space=space)
+    # another base table than the run's is another model of the same times: kept apart
+    key = "few_shot" if base.device == out["base_table"] else f"few_shot_from_{base.device}"
+    out.setdefault(key, {})
+    held_specs = [space.resolve(Arch.from_string(a), num_classes=args.num_classes) for a in raw["held_out"]]
+    full = out["full_table"]
+    for n in sorted(int(k) for k in args.networks.split(",")):
+        meas = Measurements(path=str(args.out), kind="probe", space=space.name, space_digest=space.digest,
+                            num_classes=args.num_classes, archs=tuple(raw["probe"][:n]),
+                            ms=tuple(raw["probe_ms_1"][:n]), overhead_ms=raw["overhead_ms_1"],
+                            settings=out["settings"], cpu=out["cpu"], runtime_version="", canary_ms=raw["canary_ms_1"])
+        table, fit = calibrate_table(base, meas, name=f"fewshot_{n}", spaces=[space])
+        held_out = error_metrics([table.predict_layers(walk(s)) for s in held_specs], raw["held_out_ms_1"])
+        out[key][str(n)] = _fewshot_entry(fit, held_out, out["seconds_per_network"] * n, full["seconds"],
+                                          full["held_out"]["median_abs_error_pct"])
+        h = held_out
+        print(f"| few-shot from {base.device} N={n} ({fit.model}) | {out['seconds_per_network'] * n:.0f} s | "
+              f"{h['median_abs_error_pct']:.2f}% | {100 * h['within_10pct']:.0f}% | {h['kendall_tau']:.3f} |")
+    out[key] = dict(sorted(out[key].items(), key=lambda kv: int(kv[0])))
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--base-table", default="intel_xeon_avx512_2c", help="the float table mapped onto the device")
@@ -83,8 +129,14 @@ def main() -> int:
     p.add_argument("--precision", default="fp32", choices=("fp32", "int8"), help="precision of the 'new device'")
     p.add_argument("--keep-table", default=None,
                    help="where the full measured table is written (default: next to --out, *_table.json)")
+    p.add_argument("--refit", action="store_true",
+                   help="measure nothing: refit the few-shot tables for --networks from the raw times stored in "
+                        "--out by an earlier run and add them to it (under few_shot_from_BASE when --base-table is "
+                        "not the run's)")
     p.add_argument("--out", required=True)
     args = p.parse_args()
+    if args.refit:
+        return refit(args)
 
     space = load_space(args.space)
     base = load_table(args.base_table, space=space)
@@ -140,18 +192,8 @@ def main() -> int:
     for n in sizes:
         table, fit = calibrate_table(base, measurements(n, probe_ms, probe_timer), name=f"fewshot_{n}", spaces=[space])
         held_out = evaluate(table, held_1)
-        seconds = per_network_s * n
-        out["few_shot"][str(n)] = {
-            "model": fit.model, "coefficients": fit.coefficients(), "cv": fit.cv, "held_out": held_out,
-            "measure_seconds": round(seconds, 1), "time_ratio_to_full": round(seconds / full_s, 4),
-            "targets_met": {
-                "median_abs_error_pct": held_out["median_abs_error_pct"] <= TARGETS["median_abs_error_pct"],
-                "within_10pct": held_out["within_10pct"] >= TARGETS["within_10pct"],
-                "points_over_full": held_out["median_abs_error_pct"] - out["full_table"]["held_out"]["median_abs_error_pct"]
-                <= TARGETS["points_over_full"],
-                "time_ratio": seconds / full_s <= TARGETS["time_ratio"],
-            },
-        }
+        out["few_shot"][str(n)] = _fewshot_entry(fit, held_out, per_network_s * n, full_s,
+                                                 out["full_table"]["held_out"]["median_abs_error_pct"])
     # the raw times, so a changed model can be refitted and judged offline (--refit)
     out["raw"] = {"probe": [a.to_string() for _, a in picks], "held_out": [a.to_string() for a in held],
                   "probe_ms_1": probe_ms, "held_out_ms_1": held_1, "probe_ms_2": probe_2, "held_out_ms_2": held_2,
