@@ -74,8 +74,21 @@ def _time_shuffled(specs, order, settings, desc):
     return measured, timer, time.perf_counter() - t0
 
 
-def _fewshot_entry(table_fit, held_out, seconds, full_s, full_err) -> dict:
-    fit = table_fit
+def _probe_measurements(space, num_classes: int, archs: list[str], ms: list[float], overhead_ms: float,
+                        canary_ms: float, settings: dict, *, cpu: str, path: str = "(in process)") -> Measurements:
+    """The first len(archs) probe networks' times as the ``calibrate`` input."""
+    return Measurements(path=path, kind="probe", space=space.name, space_digest=space.digest, num_classes=num_classes,
+                        archs=tuple(archs), ms=tuple(ms[: len(archs)]), overhead_ms=overhead_ms, settings=settings,
+                        cpu=cpu, runtime_version="", canary_ms=canary_ms)
+
+
+def _fewshot_row(label: str, entry: dict) -> str:
+    h = entry["held_out"]
+    return (f"| {label} ({entry['model']}) | {entry['measure_seconds']:.0f} s | {h['median_abs_error_pct']:.2f}% | "
+            f"{100 * h['within_10pct']:.0f}% | {h['kendall_tau']:.3f} |")
+
+
+def _fewshot_entry(fit, held_out, seconds, full_s, full_err) -> dict:
     return {
         "model": fit.model, "coefficients": fit.coefficients(), "cv": fit.cv, "held_out": held_out,
         "measure_seconds": round(seconds, 1), "time_ratio_to_full": round(seconds / full_s, 4),
@@ -102,17 +115,13 @@ def refit(args) -> int:
     held_specs = [space.resolve(Arch.from_string(a), num_classes=args.num_classes) for a in raw["held_out"]]
     full = out["full_table"]
     for n in sorted(int(k) for k in args.networks.split(",")):
-        meas = Measurements(path=str(args.out), kind="probe", space=space.name, space_digest=space.digest,
-                            num_classes=args.num_classes, archs=tuple(raw["probe"][:n]),
-                            ms=tuple(raw["probe_ms_1"][:n]), overhead_ms=raw["overhead_ms_1"],
-                            settings=out["settings"], cpu=out["cpu"], runtime_version="", canary_ms=raw["canary_ms_1"])
+        meas = _probe_measurements(space, args.num_classes, raw["probe"][:n], raw["probe_ms_1"], raw["overhead_ms_1"],
+                                   raw["canary_ms_1"], out["settings"], cpu=out["cpu"], path=str(args.out))
         table, fit = calibrate_table(base, meas, name=f"fewshot_{n}", spaces=[space])
         held_out = error_metrics([table.predict_layers(walk(s)) for s in held_specs], raw["held_out_ms_1"])
         out[key][str(n)] = _fewshot_entry(fit, held_out, out["seconds_per_network"] * n, full["seconds"],
                                           full["held_out"]["median_abs_error_pct"])
-        h = held_out
-        print(f"| few-shot from {base.device} N={n} ({fit.model}) | {out['seconds_per_network'] * n:.0f} s | "
-              f"{h['median_abs_error_pct']:.2f}% | {100 * h['within_10pct']:.0f}% | {h['kendall_tau']:.3f} |")
+        print(_fewshot_row(f"few-shot from {base.device} N={n}", out[key][str(n)]))
     out[key] = dict(sorted(out[key].items(), key=lambda kv: int(kv[0])))
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     return 0
@@ -179,10 +188,8 @@ def main() -> int:
             "seconds_per_network": round(per_network_s, 3),
             "drift_phase2_vs_phase1": drift, "few_shot": {}}
     def measurements(n, ms, timer):
-        return Measurements(path="(in process)", kind="probe", space=space.name, space_digest=space.digest,
-                            num_classes=args.num_classes, archs=tuple(a.to_string() for _, a in picks[:n]),
-                            ms=tuple(ms[:n]), overhead_ms=timer.overhead_ms, settings=settings.__dict__,
-                            cpu=cpu_model(), runtime_version="", canary_ms=timer.canary_ms)
+        return _probe_measurements(space, args.num_classes, [a.to_string() for _, a in picks[:n]], ms,
+                                   timer.overhead_ms, timer.canary_ms, settings.__dict__, cpu=out["cpu"])
 
     corrected, rfit = calibrate_table(full, measurements(len(picks), probe_2, timer2), name=f"{name}_corrected",
                                       spaces=[space])
@@ -210,9 +217,7 @@ def main() -> int:
     print(f"| {base.device} as is | 0 | {b['median_abs_error_pct']:.2f}% | {100 * b['within_10pct']:.0f}% | "
           f"{b['kendall_tau']:.3f} |")
     for n, r in out["few_shot"].items():
-        h = r["held_out"]
-        print(f"| few-shot N={n} ({r['model']}) | {r['measure_seconds']:.0f} s | {h['median_abs_error_pct']:.2f}% | "
-              f"{100 * h['within_10pct']:.0f}% | {h['kendall_tau']:.3f} |")
+        print(_fewshot_row(f"few-shot N={n}", r))
     r = out["residual_correction"]
     print(f"residual correction of the full table from {r['networks']} networks ({r['model']}): median "
           f"{r['before']['median_abs_error_pct']:.2f}% -> {r['after']['median_abs_error_pct']:.2f}%, within 10% "
