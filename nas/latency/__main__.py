@@ -75,7 +75,7 @@ def _settings(args: argparse.Namespace):
 
     return MeasureSettings(
         warmup=args.warmup, rounds=args.rounds, repeats=args.repeats, intra_op_threads=args.threads,
-        precision=args.precision,
+        precision=args.precision, spinning=args.spinning,
     )
 
 
@@ -88,6 +88,10 @@ def _add_protocol(p: argparse.ArgumentParser) -> None:
     g.add_argument("--warmup", type=int, default=d.warmup, help=f"untimed warm-up runs per model at the start of every round (default {d.warmup})")
     g.add_argument("--rounds", type=int_arg(1), default=d.rounds, help=f"interleaved rounds (default {d.rounds})")
     g.add_argument("--repeats", type=int_arg(1), default=d.repeats, help=f"timed runs per round (default {d.repeats})")
+    g.add_argument("--spinning", action="store_true",
+                   help="let ONNX Runtime's idle intra-op threads busy-wait (session.intra_op.allow_spinning=1; "
+                        "only matters with --threads > 1). Off by default: spinning threads on a machine "
+                        "whose cores they share make timings drift between passes")
     g.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
                    help="models timed in float, or int8 (ONNX Runtime static quantization, QDQ, per-channel "
                         "weights); default fp32")

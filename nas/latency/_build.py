@@ -61,6 +61,7 @@ def measured_header(
         complete=False,
         canary_key=canary_layer().key,
         precision=settings.precision,
+        spinning=settings.spinning,
     )
 
 

@@ -33,7 +33,15 @@ from nas.export import ONNX_OPSET
 from nas.latency._modules import canary_layer, layer_module, model_bytes, onnx_bytes, overhead_module
 from nas.latency._runner import MANIFEST_FORMAT, RESULTS_FORMAT, MeasureSettings
 from nas.latency._problems import Problems, kind_ok, read_json, short
-from nas.latency._table import Entry, LatencyTable, LatencyTableError, SpaceRef, TableHeader, check_device_name
+from nas.latency._table import (
+    Entry,
+    LatencyTable,
+    LatencyTableError,
+    SpaceRef,
+    TableHeader,
+    check_device_name,
+    spinning_of,
+)
 from nas.space import SearchSpace
 
 __all__ = ["write_bundle", "import_bundle", "parse_perf_test", "write_adb_script", "check_manifest", "perf_test_results"]
@@ -87,7 +95,7 @@ $ADB push models/. $DIR/models/ >/dev/null
 for f in models/*.onnx; do
   name=$(basename "$f" .onnx)
   [ -s "perf_test/$name.txt" ] && continue      # resumable
-  $ADB shell "cd $DIR && $TASKSET ./onnxruntime_perf_test -e cpu -m times -r {runs} -x {threads} -y 1 -o 99 models/$name.onnx" > "perf_test/$name.txt.part"
+  $ADB shell "cd $DIR && $TASKSET ./onnxruntime_perf_test -e cpu -m times -r {runs} -x {threads} -y 1{no_spin} -o 99 models/$name.onnx" > "perf_test/$name.txt.part"
   mv "perf_test/$name.txt.part" "perf_test/$name.txt"
   echo "$name"
 done
@@ -153,8 +161,10 @@ def write_adb_script(folder: Path, settings: MeasureSettings, *, weights: bool =
     adb, the logs kept in ``perf_test/``. ``weights``: the models ship without their weights (a
     probe), so the script first has the runner write them here."""
     script = folder / "run_perf_test_adb.sh"
+    # -D: no spinning of the intra-op pool's idle threads (as MeasureSettings.spinning=False); 1 thread has no pool
+    no_spin = " -D" if settings.intra_op_threads > 1 and not settings.spinning else ""
     script.write_text(_ADB_SCRIPT.format(runs=settings.rounds * settings.repeats, threads=settings.intra_op_threads,
-                                         prepare=_PROBE_PREPARE if weights else ""))
+                                         no_spin=no_spin, prepare=_PROBE_PREPARE if weights else ""))
     script.chmod(0o755)
     return script
 
@@ -266,6 +276,7 @@ def _check_settings(p: Problems, settings: dict[str, Any] | None) -> None:
     p.get(settings, "warmup", "settings", "count")
     for name in ("provider", "graph_optimization", "statistic"):
         p.get(settings, name, "settings", "key", required=False)
+    p.get(settings, "spinning", "settings", "bool", required=False)
 
 
 def _check_results(res: Any, path: Path, keys: list[str]) -> None:
@@ -423,6 +434,8 @@ def import_bundle(bundle: str | Path, *, device: str, description: str = "") -> 
             retried_chunks=int(res.get("retried_chunks") or 0),
             disturbed_chunks=int(res.get("disturbed_chunks") or 0),
             notes=f"imported from bundle made {manifest.get('created') or '?'}; device info: {json.dumps(info)}",
+            precision=s.get("precision") or "fp32",
+            spinning=spinning_of(s),
         )
     except LatencyTableError as exc:  # a value the checks above let through
         raise LatencyTableError(f"{source}: {exc}") from None

@@ -44,7 +44,7 @@ from nas.latency._coverage import reference_layers, space_layers
 from nas.latency._modules import canary_layer
 from nas.latency._probe_bundle import PROBE_FORMAT, probe_id
 from nas.latency._runner import RESULTS_FORMAT
-from nas.latency._table import Entry, LatencyTable, LatencyTableError, check_device_name
+from nas.latency._table import Entry, LatencyTable, LatencyTableError, check_device_name, spinning_of
 from nas.latency._validate import VALIDATION_FORMAT
 from nas.shapes import LayerSpec, walk
 from nas.space import Arch, SearchSpace, load_space
@@ -186,6 +186,7 @@ def _read_probe(path: Path, data: dict[str, Any], probe: dict[str, Any] | None) 
             ms.append(_finite_ms(p, f"results.{k}.ms", value))
     overhead = p.get(data, "overhead_ms", "", "ms0", default=0.0)
     settings = p.get(data, "settings", "", "object", default={})
+    p.get(settings, "spinning", "settings", "bool", required=False)
     info = p.get(data, "device_info", "", "object", required=False, default={})
     p.raise_if_any()
     return Measurements(
@@ -203,6 +204,7 @@ def _read_validation(path: Path, data: dict[str, Any]) -> Measurements:
     digest = p.get(data, "space_digest", "", "key")
     num_classes = p.get(data, "num_classes", "", "pos_int", default=1)
     settings = p.get(data, "settings", "", "object", default={})
+    p.get(settings, "spinning", "settings", "bool", required=False)
     overhead = p.get(data, "overhead_ms", "", "ms0", default=0.0)
     subnets = p.get(data, "subnets", "", "list", default=[])
     archs, ms = [], []
@@ -376,6 +378,7 @@ def calibrate_table(
         repeats=int(s.get("repeats", h.repeats)),
         overhead_ms=meas.overhead_ms,
         precision=s.get("precision", "fp32"),
+        spinning=spinning_of(s) if "spinning" in s or "intra_op_threads" in s else h.spinning,
         cpu=meas.cpu,
         date=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
         layer_correction_ms=0.0,

@@ -66,6 +66,7 @@ KINDS = {
     "count": "an integer >= 0",
     "ms": "a finite number > 0 (milliseconds)",
     "ms0": "a finite number >= 0 (milliseconds)",
+    "bool": "true or false",
 }
 
 
@@ -75,6 +76,7 @@ def kind_ok(v: Any, kind: str) -> bool:
         "object": lambda: isinstance(v, dict),
         "list": lambda: isinstance(v, list),
         "str": lambda: isinstance(v, str),
+        "bool": lambda: isinstance(v, bool),
         "key": lambda: isinstance(v, str) and bool(v),
         "pos_int": lambda: is_int and v >= 1,
         "count": lambda: is_int and v >= 0,

@@ -97,6 +97,14 @@ class SpaceRef:
             raise ValueError(f"space.digest must be a hex digest, got {self.digest!r}")
 
 
+def spinning_of(settings: Mapping[str, Any]) -> bool:
+    """Whether the idle intra-op threads spun in timing ``settings`` (a header's or a bundle's). Written
+    before the setting was recorded, the pool's threads spun whenever there was a pool (> 1 thread)."""
+    if "spinning" in settings:
+        return settings["spinning"]
+    return settings.get("intra_op_threads", 1) > 1
+
+
 @dataclass(frozen=True)
 class TableHeader:
     """Provenance of a table: where, how, with which runtime and protocol it was obtained."""
@@ -136,6 +144,7 @@ class TableHeader:
     calibration: Mapping[str, Any] | None = None
     notes: str = ""
     precision: str = "fp32"  # of the timed models: fp32, or int8 (ONNX Runtime static quantization, QDQ)
+    spinning: bool = False  # idle intra-op threads busy-waited (session.intra_op.allow_spinning)
 
     def __post_init__(self) -> None:
         problems = []
@@ -174,8 +183,9 @@ class TableHeader:
             if isinstance(terms, Mapping) and "layer" in terms:
                 problems.append("composition.terms: the per-layer constant is the header's layer_correction_ms, "
                                 "not a term")
-        if not isinstance(self.complete, bool):
-            problems.append(f"complete: must be true or false, got {self.complete!r}")
+        for name in ("complete", "spinning"):
+            if not isinstance(getattr(self, name), bool):
+                problems.append(f"{name}: must be true or false, got {getattr(self, name)!r}")
         for n in self.num_classes:
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 problems.append(f"num_classes: {n!r} is not a positive integer")
@@ -222,6 +232,8 @@ class TableHeader:
         if unknown or missing:
             raise LatencyTableError(f"header keys: missing {missing}, unknown {unknown}")
         values = dict(data)
+        if "spinning" not in values and isinstance(values.get("intra_op_threads"), int):
+            values["spinning"] = spinning_of(values)
         try:
             values["spaces"] = tuple(SpaceRef(**s) for s in data.get("spaces", ()))
         except (TypeError, ValueError) as exc:
@@ -233,7 +245,7 @@ class TableHeader:
         names = (
             "runtime", "runtime_version", "execution_provider", "intra_op_threads",
             "inter_op_threads", "execution_mode", "graph_optimization", "opset", "batch",
-            "warmup", "rounds", "repeats", "statistic", "cpu", "precision",
+            "warmup", "rounds", "repeats", "statistic", "cpu", "precision", "spinning",
         )  # fmt: skip
         return [n for n in names if getattr(self, n) != getattr(other, n)]
 

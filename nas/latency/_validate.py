@@ -119,6 +119,7 @@ def settings_of(table: LatencyTable) -> MeasureSettings:
         provider=h.execution_provider,
         statistic=h.statistic,
         precision=h.precision,
+        spinning=h.spinning,
     )
 
 

@@ -146,3 +146,16 @@ def test_a_table_extended_with_a_space_refits_its_composition_on_both(tmp_path, 
     assert {s["digest"] for s in comp["spaces"]} == {micro_space.digest, tiny_space.digest}
     assert set(comp["per_space"]) == {micro_space.name, tiny_space.name}
     assert load_table(path, space=tiny_space).header.composition == comp
+
+
+@pytest.mark.parametrize("spinning", [False, True])
+def test_sessions_spin_only_when_the_settings_say(spinning):
+    from nas.latency._modules import onnx_bytes, overhead_module
+    from nas.latency._runner import make_session
+
+    module, shape = overhead_module()
+    settings = MeasureSettings(intra_op_threads=2, spinning=spinning)
+    options = make_session(onnx_bytes(module, shape), settings).get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == ("1" if spinning else "0")
+    with pytest.raises(ValueError, match="spinning must be true or false"):
+        MeasureSettings(spinning="no")

@@ -170,6 +170,7 @@ MALFORMED = [
     ("result-negative", lambda t: _write(t / "b", results=_results(results={"k1": {"ms": -1}, "k2": {"ms": 0.2}})), "results.json", r"results\['k1'\]\.ms: must be a finite number > 0"),
     ("no-settings", lambda t: _write(t / "b", results=_results(settings=_DROP)), "results.json", "settings: required key is missing"),
     ("settings-without-threads", lambda t: _write(t / "b", results=_results(settings={"warmup": 1, "rounds": 1, "repeats": 1})), "results.json", "settings.intra_op_threads: required key is missing"),
+    ("spinning-a-string", lambda t: _write(t / "b", results=_results(settings={**_SETTINGS, "spinning": "yes"})), "results.json", "settings.spinning: must be true or false"),
     ("zero-threads", lambda t: _write(t / "b", results=_results(settings={**_SETTINGS, "intra_op_threads": 0})), "results.json", "settings.intra_op_threads: must be a positive integer"),
     ("no-overhead", lambda t: _write(t / "b", results=_results(overhead_ms=_DROP)), "results.json", "overhead_ms: required key is missing"),
     ("overhead-above-entries", lambda t: _write(t / "b", results=_results(overhead_ms=5.0)), "results.json", "overhead_ms.*negative|negative.*overhead_ms"),
@@ -210,3 +211,22 @@ def test_synthetic_bundle_imports(tmp_path):
     assert table.header.overhead_ms == 0.005 and table.lookup("k2") == 0.2 and table.header.opset == 17
     perf = import_bundle(_write(tmp_path / "p", logs=_LOGS), device="my_board")
     assert perf.lookup("k1") == pytest.approx(0.1) and perf.header.runtime.endswith("(onnxruntime_perf_test)")
+
+
+@pytest.mark.parametrize(("settings", "precision", "spinning"), [
+    ({}, "fp32", False),
+    ({"intra_op_threads": 2}, "fp32", True),  # results of a runner older than the setting: the pool spun
+    ({"intra_op_threads": 2, "spinning": False, "precision": "int8"}, "int8", False),
+])  # fmt: skip
+def test_imported_header_records_precision_and_spinning(tmp_path, settings, precision, spinning):
+    table = import_bundle(_write(tmp_path / "b", results=_results(settings={**_SETTINGS, **settings})), device="my_board")
+    assert (table.header.precision, table.header.spinning) == (precision, spinning)
+
+
+@pytest.mark.parametrize(("threads", "spinning", "flag"), [(1, False, False), (2, False, True), (2, True, False)])
+def test_adb_script_disables_spinning_as_the_settings_say(tmp_path, threads, spinning, flag):
+    from nas.latency import MeasureSettings
+    from nas.latency._bundle import write_adb_script
+
+    script = write_adb_script(tmp_path, MeasureSettings(intra_op_threads=threads, spinning=spinning)).read_text()
+    assert f"-x {threads} -y 1" in script and (" -D " in script) == flag

@@ -172,3 +172,12 @@ def test_build_refuses_too_few_composition_subnets_before_measuring(tmp_path, mi
     assert exc.value.code == 2
     assert "--composition-subnets must be 0 (no composition fit) or an integer >= 4" in capsys.readouterr().err
     assert not (tmp_path / "t.json").exists()
+
+
+@pytest.mark.parametrize(("flags", "spinning"), [([], False), (["--spinning"], True)])
+def test_timing_protocol_flags_reach_the_settings(flags, spinning):
+    from nas.latency.__main__ import _parser, _settings
+
+    args = _parser().parse_args(["build", "--device", "dev", "--threads", "2", *flags])
+    settings = _settings(args)
+    assert (settings.intra_op_threads, settings.spinning) == (2, spinning)

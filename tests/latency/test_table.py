@@ -130,6 +130,7 @@ def test_dropped_entries_are_detected(table_for, tmp_path, micro_space):
         (lambda d: d["header"].pop("overhead_ms"), r"missing \['overhead_ms'\]"),
         (lambda d: d["header"].__setitem__("method", "guessed"), "method"),
         (lambda d: d["header"].__setitem__("intra_op_threads", 0), "intra_op_threads"),
+        (lambda d: d["header"].__setitem__("spinning", "no"), "spinning: must be true or false"),
         (lambda d: d.__setitem__("format", "other/2"), "format"),
         (lambda d: d["header"].__setitem__("spaces", [{"name": "x", "digest": "zz"}]), "digest"),
     ],
@@ -141,6 +142,19 @@ def test_corrupted_content_is_a_clear_error(table_for, tmp_path, micro_space, ed
     path.write_text(json.dumps(data))
     with pytest.raises(LatencyTableError, match=match):
         load_table(path)
+
+
+@pytest.mark.parametrize(("threads", "spinning"), [(1, False), (2, True)])
+def test_a_header_written_before_spinning_was_recorded_says_what_was_done(table_for, tmp_path, micro_space, threads,
+                                                                            spinning):
+    path = table_for(micro_space, intra_op_threads=threads).save(tmp_path / "fake_dev.json")
+    data = json.loads(path.read_text())
+    del data["header"]["spinning"]
+    path.write_text(json.dumps(data))
+    header = load_table(path).header
+    assert header.spinning is spinning
+    assert header.same_protocol(table_for(micro_space, intra_op_threads=threads, spinning=not spinning).header) == [
+        "spinning"]
 
 
 def test_not_json_at_all(tmp_path: Path):
