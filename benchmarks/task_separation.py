@@ -26,6 +26,8 @@ runs/bench_task_separation/, so an interrupted run resumes):
     python benchmarks/task_separation.py --quick                 # minutes: checks the pipeline only
     python benchmarks/task_separation.py --data fashion-mosaic --epochs 10 --supernet-epochs 5
                                            # a 10-epoch stand-alone reference for the default supernet
+    python benchmarks/task_separation.py --data fashion-mosaic --epochs 10 --supernet-epochs 5 \
+        --supernet-set distill_weight=0       # another supernet recipe against the same reference
 
 Results go to benchmarks/results/task_separation[_quick].json and are printed as Markdown.
 """
@@ -125,8 +127,8 @@ def run_dataset(name: str, args, recipe_over: dict) -> dict:
         "seed_tau": round(kendall_tau(scores[args.seeds[0]], scores[args.seeds[1]]), 3) if len(args.seeds) > 1 else None,
     }
     if not args.no_supernet:
-        sn_recipe = recipe if args.supernet_epochs is None else TrainConfig(**{**recipe.to_dict(),
-                                                                              "epochs": args.supernet_epochs})
+        sn_over = dict(args.supernet_set) | ({} if args.supernet_epochs is None else {"epochs": args.supernet_epochs})
+        sn_recipe = TrainConfig(**{**recipe.to_dict(), **sn_over})
         run_dir = CACHE / f"supernet-{_key(sn_recipe.to_dict(), mosaic)}"
         start = time.perf_counter()
         trained = train_supernet(sn_recipe, run_dir, resume=(run_dir / "supernet.pt").exists(), progress=not args.no_progress,
@@ -153,6 +155,19 @@ def _markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _setting(text: str) -> tuple[str, object]:
+    """``FIELD=VALUE`` of a TrainConfig field, the value parsed as JSON where it is JSON (numbers,
+    true/false), else kept as a string; TrainConfig checks it."""
+    field, sep, value = text.partition("=")
+    if not sep or field not in TrainConfig.__dataclass_fields__:
+        raise argparse.ArgumentTypeError(f"expected FIELD=VALUE with FIELD one of "
+                                         f"{', '.join(sorted(TrainConfig.__dataclass_fields__))}, got {text!r}")
+    try:
+        return field, json.loads(value)
+    except json.JSONDecodeError:
+        return field, value
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", nargs="+", default=["fashion-mnist", "fashion-mosaic"])
@@ -173,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--supernet-epochs", type=int, default=None,
                    help="epochs of the supernet's training [--epochs]: judge a supernet of the default recipe "
                         "against a longer stand-alone reference")
+    p.add_argument("--supernet-set", nargs="+", type=_setting, default=[], metavar="FIELD=VALUE",
+                   help="other settings of the supernet's recipe (fields of nas.train.TrainConfig, e.g. "
+                        "distill_weight=0 n_random=4); the stand-alone reference keeps the default recipe")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", default=None)
