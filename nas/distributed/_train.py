@@ -58,7 +58,7 @@ def _worker(config: dict[str, Any]) -> None:
     # there was none when it started, so the file is this run's own; continue after its last epoch.
     resume = config["resume"] or path.exists()
     result = train_supernet(
-        cfg, config["run_dir"], resume=resume, given=set(config["given"]) if config["resume"] else set(),
+        cfg, config["run_dir"], resume=resume, given=set(config["given"]) if config["resume"] else None,  # the driver's cfg, task recipe applied
         device=device, progress=False, splits=ray.get(config["splits"]), parallel=parallel,
         stop_after_epoch=config["stop_after_epoch"],
     )

@@ -84,7 +84,7 @@ def ensure_supernet(
 def _ensure_supernet(
     inputs: SearchInputs, sdir: Path, *, progress: bool, log: Callable[[str], None]
 ) -> tuple[Supernet, Checkpoint, dict[str, Any]]:
-    from nas.train import TrainConfig, train_supernet
+    from nas.train import TrainConfig, train_supernet, with_task_recipe
 
     cfg, space = inputs.cfg, inputs.space
     path = checkpoint_path(sdir)
@@ -94,6 +94,7 @@ def _ensure_supernet(
         overrides["epochs"] = cfg.epochs
     tcfg = TrainConfig(space=cfg.space, data=cfg.data, data_dir=cfg.data_dir, loss=cfg.loss, precision=cfg.precision,
                        **overrides)
+    tcfg = with_task_recipe(tcfg, inputs.task, set(overrides))
     resume = False
     if path.exists():
         supernet, ckpt = load_supernet(path, space=space, num_classes=inputs.splits.num_classes)
@@ -106,7 +107,8 @@ def _ensure_supernet(
         resume = True
     else:
         log(f"supernet: none for ({space.name}, {inputs.splits.name}) yet; training one in {sdir} "
-            f"with the default recipe ({tcfg.epochs} epochs at {tcfg.resolution or 'arch'} px)")
+            f"with the default recipe for {inputs.task.name} data ({tcfg.epochs} epochs, distillation weight "
+            f"{tcfg.distill_weight:g}, at {tcfg.resolution or 'arch'} px)")
     start = time.perf_counter()
     given = set(overrides) | {"precision"} if resume else None
     trained = train_supernet(tcfg, sdir, resume=resume, given=given, progress=progress, splits=inputs.splits)

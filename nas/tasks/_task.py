@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import torch
@@ -20,6 +21,9 @@ class Task(ABC):
         metric_label: how plots and reports name the primary metric.
         direction: ``maximize`` or ``minimize`` (Optuna's words).
         losses: the ``loss`` settings the task accepts (the first is its default).
+        supernet_recipe: the task's defaults for fields of ``nas.train.TrainConfig`` when a supernet
+            is trained for it from the command line (``nas.train``, ``nas.search``) and the user
+            set none of them; empty: the recipe's own defaults.
     """
 
     name: ClassVar[str]
@@ -27,6 +31,7 @@ class Task(ABC):
     metric_label: ClassVar[str]
     direction: ClassVar[str] = "maximize"
     losses: ClassVar[tuple[str, ...]]
+    supernet_recipe: ClassVar[Mapping[str, Any]] = MappingProxyType({})
 
     @abstractmethod
     def check_targets(self, targets: torch.Tensor, num_classes: int) -> str | None:

@@ -11,7 +11,14 @@ from nas.train._optim import lr_at, pick_device, soft_cross_entropy
 from nas.train._precision import PRECISIONS, Precision, cpu_has_bf16, resolve_precision
 from nas.train._static import train_static
 from nas.train._threads import ThreadGovernor
-from nas.train._supernet_training import TrainingDivergedError, TrainResult, WorkerShare, prepare_run, train_supernet
+from nas.train._supernet_training import (
+    TrainingDivergedError,
+    TrainResult,
+    WorkerShare,
+    prepare_run,
+    train_supernet,
+    with_task_recipe,
+)
 
 __all__ = [
     "PRECISIONS",
@@ -31,4 +38,5 @@ __all__ = [
     "soft_cross_entropy",
     "train_static",
     "train_supernet",
+    "with_task_recipe",
 ]

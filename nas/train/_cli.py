@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--run-dir", default="runs/supernet", help="output directory [runs/supernet]")
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR/supernet.pt from its last checkpoint (mid-epoch ones included)")
-    p.add_argument("--epochs", type=int, default=None, help=f"[{d.epochs}]")
+    p.add_argument("--epochs", type=int, default=None, help=f"[{d.epochs}; multi-label data: 10]")
     p.add_argument("--batch-size", type=int, default=None, help=f"[{d.batch_size}]")
     p.add_argument("--lr", type=float_arg, default=None, help=f"peak SGD learning rate [{d.lr}]")
     p.add_argument("--checkpoint-minutes", type=float_arg, default=None,
@@ -65,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--focal-alpha", type=float_arg, default=None,
                    help=f"focal loss weight of positives, in [0, 1] [{d.focal_alpha}]")
     p.add_argument("--distill-weight", type=float_arg, default=None,
-                   help=f"share of distillation (vs labels) in the students' loss [{d.distill_weight}]")
+                   help=f"share of distillation (vs labels) in the students' loss [{d.distill_weight}; multi-label "
+                        "data: 0]")
     p.add_argument("--n-random", type=int, default=None, help=f"random subnets per step besides largest+smallest [{d.n_random}]")
     p.add_argument("--resolution", default=None,
                    help=f"proxy training side in px (8..{MAX_RESOLUTION}), or 'arch' for each subnet's own "

@@ -116,6 +116,12 @@ def _resume_config(ckpt: Checkpoint, cfg: TrainConfig, given: set[str]) -> Train
     return replace(saved, **{k: getattr(cfg, k) for k in _RESUMABLE if k in given})
 
 
+def with_task_recipe(cfg: TrainConfig, task: Task, given: set[str]) -> TrainConfig:
+    """``cfg`` with the task's supernet recipe defaults for the fields not in ``given`` (set by the user)."""
+    changes = {k: v for k, v in task.supernet_recipe.items() if k not in given and getattr(cfg, k) != v}
+    return replace(cfg, **changes) if changes else cfg
+
+
 def prepare_run(
     cfg: TrainConfig, path: Path, *, resume: bool, given: set[str] | None, splits: DataSplits | None
 ) -> tuple[TrainConfig, Checkpoint | None, SearchSpace, DataSplits, Task]:
@@ -132,6 +138,8 @@ def prepare_run(
     if splits is None:
         splits = load_data(cfg.data, cfg.data_dir, seed=cfg.split_seed, channels=space.config.in_channels)
     task = cfg.task_for(splits)
+    if ckpt is None and given is not None:  # a fresh run from the command line: the task's recipe defaults
+        cfg = with_task_recipe(cfg, task, given)
     if ckpt is not None:
         ckpt.check_compatible(space, splits.num_classes)
         trained = task_from_checkpoint(ckpt.data, ckpt.settings).name
@@ -165,7 +173,9 @@ def train_supernet(
     Args:
         cfg: the settings (on resume the checkpoint's settings win; ``given`` names the settings the
             caller set explicitly, which must then agree with the checkpoint's, except ``epochs``
-            and ``checkpoint_minutes``).
+            and ``checkpoint_minutes``). A fresh run with ``given`` (a set: the command line's
+            way) takes the task's ``supernet_recipe`` for the fields not in it; ``given=None``
+            trains ``cfg`` exactly as it is.
         run_dir: output directory.
         resume: continue from ``run_dir/supernet.pt``: after its last completed epoch, or from the
             step a mid-epoch checkpoint was written at.

@@ -14,6 +14,7 @@ from nas.data._types import channel_stats, split_train_val
 from nas.search import StudyTaskError, make_sampler, open_study
 from nas.search._inputs import SearchConfig
 from nas.search._pipeline import run_pipeline
+from nas.supernet import load_checkpoint
 from nas.tasks import MultiLabel
 
 METRICS = {"mAP", "f1_micro", "f1_macro", "precision", "recall"}
@@ -48,3 +49,6 @@ def test_search_on_multi_label_data_optimises_map(tmp_path, tiny_space_file, fak
         assert METRICS <= set(t.user_attrs)
     with pytest.raises(StudyTaskError, match=r"scored by \['mAP', 'latency_ms'\]"):
         open_study(result["search"]["storage"], result["search"]["study_name"], make_sampler("tpe", 0))
+    # the supernet trained for the search took the multi-label recipe (smoke settings keep their epochs)
+    settings = load_checkpoint(tmp_path / "supernet" / "supernet.pt").settings
+    assert settings["distill_weight"] == 0.0 and settings["epochs"] == 1

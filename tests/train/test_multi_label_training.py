@@ -11,7 +11,7 @@ from nas.data._load import synthetic_data
 from nas.data._types import channel_stats, split_train_val
 from nas.evaluate import evaluate_arch, main as evaluate_main
 from nas.train._cli import main as train_main
-from nas.supernet import CheckpointError, load_checkpoint, load_supernet
+from nas.supernet import CheckpointError, load_checkpoint
 from nas.train import TrainConfig, train_supernet
 
 METRICS = {"mAP", "f1_micro", "f1_macro", "precision", "recall"}
@@ -57,6 +57,21 @@ def test_a_multi_label_checkpoint_refuses_single_label_data(tmp_path, tiny_space
                        splits=single)
 
 
+@pytest.mark.parametrize(("given", "epochs", "distill"), [
+    (None, 1, 0.5),                          # programmatic: the config as it is
+    (set(), 10, 0.0),                        # command line, nothing set: the task's recipe
+    ({"epochs", "distill_weight"}, 1, 0.5),  # command line, both set: the user's
+])  # fmt: skip
+def test_a_fresh_command_line_run_takes_the_tasks_recipe(tmp_path, tiny_space_file, multi, given, epochs, distill):
+    from nas.train import prepare_run
+
+    cfg, *_ = prepare_run(_cfg(tiny_space_file), tmp_path / "supernet.pt", resume=False, given=given, splits=multi)
+    assert (cfg.epochs, cfg.distill_weight) == (epochs, distill)
+    single = load_data("synthetic", synthetic_size=320, channels=3)
+    cfg, *_ = prepare_run(_cfg(tiny_space_file), tmp_path / "supernet.pt", resume=False, given=set(), splits=single)
+    assert (cfg.epochs, cfg.distill_weight) == (1, 0.5)  # single-label: the recipe's own defaults
+
+
 def test_focal_loss_on_single_label_data_is_refused_before_training(tmp_path, tiny_space_file):
     from nas.errors import ConfigError
 
@@ -91,7 +106,10 @@ def test_cli_train_and_evaluate_on_fashion_mosaic(tmp_path, tiny_space_file, cap
     out = json.loads(capsys.readouterr().out)
     assert out["task"] == "multi-label" and out["metric_name"] == "mAP"
     assert METRICS <= set(out) and len(out["tuned"]["thresholds"]) == 10
-    assert load_checkpoint(run / "supernet.pt").settings["focal_gamma"] == 1.5
+    settings = load_checkpoint(run / "supernet.pt").settings
+    assert settings["focal_gamma"] == 1.5
+    # the multi-label recipe's default where the command line set nothing, the user's value where it did
+    assert settings["distill_weight"] == 0.0 and settings["epochs"] == 1
     # the same supernet on single-label data: one clear error
     assert evaluate_main(["--run-dir", str(run), "--data", "fashion-mnist", "--data-dir", str(fm)]) == 2
     assert "trained for a multi-label task" in capsys.readouterr().err
