@@ -120,6 +120,7 @@ def test_mid_epoch_checkpoint_is_not_taken_for_a_finished_supernet(monkeypatch, 
     """``nas.search``'s check (``ckpt.epoch >= epochs``) resumes a mid-epoch checkpoint, and
     ``load_supernet`` reads it with ``epoch`` = the finished epochs only."""
     from nas.search._pipeline import ensure_supernet
+    from nas.tasks import task_for_data
 
     cfg = _cfg(tiny_space_path, checkpoint_minutes=EVERY_STEP)
     with monkeypatch.context() as m:
@@ -133,7 +134,7 @@ def test_mid_epoch_checkpoint_is_not_taken_for_a_finished_supernet(monkeypatch, 
     space = supernet.space
     search_cfg = SimpleNamespace(supernet=str(tmp_path), smoke=False, epochs=None, space=cfg.space, loss="auto",
                                  data=cfg.data, data_dir=None, precision="auto")
-    inputs = SimpleNamespace(cfg=search_cfg, space=space, splits=synthetic)
+    inputs = SimpleNamespace(cfg=search_cfg, space=space, splits=synthetic, task=task_for_data(synthetic))
     logs = []
     _, done, info = ensure_supernet(inputs, progress=False, log=logs.append)
     assert "holds epoch 1 + 3 steps of epoch 2 of 2; resuming" in logs[0] and info["trained_now"]
