@@ -57,8 +57,9 @@ def _worker(config: dict[str, Any]) -> None:
     # A fresh run whose checkpoint exists now was restarted after a failure: the driver checked
     # there was none when it started, so the file is this run's own; continue after its last epoch.
     resume = config["resume"] or path.exists()
+    # a fresh run trains the driver's cfg as it is (given=None): the task's recipe is applied there
     result = train_supernet(
-        cfg, config["run_dir"], resume=resume, given=set(config["given"]) if config["resume"] else None,  # the driver's cfg, task recipe applied
+        cfg, config["run_dir"], resume=resume, given=set(config["given"]) if config["resume"] else None,
         device=device, progress=False, splits=ray.get(config["splits"]), parallel=parallel,
         stop_after_epoch=config["stop_after_epoch"],
     )

@@ -47,8 +47,8 @@ class MeasureSettings:
 
     ``spinning``: whether the idle threads of ONNX Runtime's intra-op pool busy-wait for work
     (``session.intra_op.allow_spinning``; ``onnxruntime_perf_test -D`` turns it off). Off by default:
-    with 2 threads on 2 vCPUs, spinning made the same networks' times differ by a median 24% between
-    passes (2% without), and at 1 thread there is no pool to spin.
+    with 2 threads on 2 vCPUs, spinning made the same networks' times differ by a median 29% between
+    passes (1.6% without; benchmarks/LATENCY.md), and at 1 thread there is no pool to spin.
     """
 
     warmup: int = 5
