@@ -86,8 +86,8 @@ class _HostClock:
         import nas.latency._build as build
         import nas.latency._measure as measure
 
-        self._saved = [(build, "model_bytes"), (measure, "model_bytes"), (measure, "build_network")]
-        self._saved = [(mod, name, getattr(mod, name)) for mod, name in self._saved]
+        targets = ((build, "model_bytes"), (measure, "model_bytes"), (measure, "build_network"))
+        self._saved = [(mod, name, getattr(mod, name)) for mod, name in targets]
         for mod, name, fn in self._saved:
             setattr(mod, name, self._timed(fn))
         return self

@@ -118,8 +118,7 @@ def _resume_config(ckpt: Checkpoint, cfg: TrainConfig, given: set[str]) -> Train
 
 def with_task_recipe(cfg: TrainConfig, task: Task, given: set[str]) -> TrainConfig:
     """``cfg`` with the task's supernet recipe defaults for the fields not in ``given`` (set by the user)."""
-    changes = {k: v for k, v in task.supernet_recipe.items() if k not in given and getattr(cfg, k) != v}
-    return replace(cfg, **changes) if changes else cfg
+    return replace(cfg, **{k: v for k, v in task.supernet_recipe.items() if k not in given})
 
 
 def prepare_run(
