@@ -34,6 +34,8 @@ within 1.5 points of the full table's median error, at <= 1/20 of its measuremen
 are reported whole (making the models here + timing them) and as the timing alone (sessions and
 timed runs: what a device does with a bundle or probe whose models were made on a workstation).
 ``--refit`` also reports each model's ceiling: its fit on the held-out subnets themselves.
+``--probe-protocol W,R,K`` also times the probe with a lighter protocol (and builds the full table
+with it, for a like-for-like time ratio).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +110,24 @@ def _time_shuffled(specs, order, settings, desc):
     for i, m in zip(order, ms):
         measured[i] = m
     return measured, timer, time.perf_counter() - t0
+
+
+_CHUNK = 10  # networks timed interleaved (the tables' and the probe runner's chunk)
+
+
+def _time_probe_chunks(specs, settings):
+    """Time ``specs`` in order, one chunk of :data:`_CHUNK` at a time, each with a fresh timer (its own
+    per-call overhead and canary, as a probe of that many networks would have): the times, the
+    timers, and each chunk's seconds of timing alone (sessions and runs, not making the models)."""
+    ms, timers, seconds = [], [], []
+    for start in range(0, len(specs), _CHUNK):
+        t0 = time.perf_counter()
+        with _HostClock() as host:
+            timer = Timer(settings)
+            ms += [t.ms for t in measure_networks(specs[start:start + _CHUNK], timer, chunk_size=_CHUNK)]
+        timers.append(timer)
+        seconds.append(round(time.perf_counter() - t0 - host.seconds, 3))
+    return ms, timers, seconds
 
 
 def _probe_measurements(space, num_classes: int, archs: list[str], ms: list[float], overhead_ms: float,
@@ -202,6 +223,11 @@ def main() -> int:
                    help="measure nothing: refit the few-shot tables for --networks from the raw times stored in "
                         "--out by an earlier run and add them to it (under few_shot_from_BASE when --base-table is "
                         "not the run's)")
+    p.add_argument("--probe-protocol", default=None, metavar="WARMUP,ROUNDS,REPEATS",
+                   help="also time the probe's networks with this lighter protocol right after phase 1 (e.g. 2,3,4: "
+                        "18 runs per network instead of the tables' 78) and fit the few-shot tables from those times "
+                        "too ('few_shot_light'), with the timing of the first N networks as their measuring time; "
+                        "the full table is built with it as well ('full_table_light', *_table_light.json)")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     if args.refit:
@@ -214,6 +240,14 @@ def main() -> int:
     space = load_space(args.space)
     base = load_table(args.base_table, space=space)
     settings = MeasureSettings(intra_op_threads=args.threads, precision=args.precision, spinning=args.spinning)
+    light = None
+    if args.probe_protocol:
+        try:
+            w, r, k = (int(x) for x in args.probe_protocol.split(","))
+            light = replace(settings, warmup=w, rounds=r, repeats=k)
+        except ValueError as e:
+            raise SystemExit(f"error: --probe-protocol must be WARMUP,ROUNDS,REPEATS (integers, rounds and "
+                             f"repeats >= 1), got {args.probe_protocol!r}: {e}")
     sizes = sorted(int(n) for n in args.networks.split(","))
     rng = np.random.default_rng(1000)
     held = [space.sample(rng) for _ in range(args.holdout)]
@@ -233,6 +267,8 @@ def main() -> int:
     probe_ms, held_1 = measured[: len(probe_specs)], measured[len(probe_specs):]
     per_network_s = phase1_s / len(both)
     device_per_network_s = (phase1_s - host1.seconds) / len(both)
+    if light is not None:  # the probe again, lighter, in its own order: the first N are what a probe of N times
+        light_ms, light_timers, light_device_s = _time_probe_chunks(probe_specs, light)
     # phase 2: the full table, then the held-out subnets and the probe's networks again right after
     # it; the full table is judged on these (this VM's speed drifts between phases: the two held-out
     # passes say how much)
@@ -243,6 +279,15 @@ def main() -> int:
                            settings=settings)
     full_s = time.perf_counter() - t0
     full_device_s = full_s - host_full.seconds
+    if light is not None:  # the full table with the probe's lighter protocol too: the like-for-like cost
+        light_keep = keep.with_name(keep.stem + "_light.json")
+        light_keep.unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        with _HostClock() as host_light:
+            full_light = build_table(name + "_light", light_keep, spaces=[space], num_classes=(args.num_classes,),
+                                     references=False, settings=light)
+        light_full_s = time.perf_counter() - t0
+        light_full_device_s = light_full_s - host_light.seconds
     measured2, timer2, _ = _time_shuffled(both, order, settings, "probe + held-out again")
     probe_2, held_2 = measured2[: len(probe_specs)], measured2[len(probe_specs):]
     drift = error_metrics(held_2, held_1)
@@ -270,7 +315,29 @@ def main() -> int:
         out["few_shot"][str(n)] = _fewshot_entry(fit, held_out, per_network_s * n, full_s,
                                                  out["full_table"]["held_out"]["median_abs_error_pct"],
                                                  device_per_network_s * n, full_device_s)
+    if light is not None:
+        out["probe_protocol"] = light.__dict__
+        out["full_table_light"] = {"keys": len(full_light), "seconds": round(light_full_s, 1),
+                                   "device_seconds": round(light_full_device_s, 1),
+                                   "held_out": evaluate(full_light, held_2)}
+        out["few_shot_light"] = {}
+        for n in sizes:
+            chunks = -(-n // _CHUNK)
+            timer = light_timers[chunks - 1]
+            meas = _probe_measurements(space, args.num_classes, [a.to_string() for _, a in picks[:n]], light_ms,
+                                       timer.overhead_ms, timer.canary_ms, light.__dict__, cpu=out["cpu"])
+            table, fit = calibrate_table(base, meas, name=f"fewshot_light_{n}", spaces=[space])
+            # measuring time: the timing of the chunks that hold the first n networks (a probe of n networks)
+            device_s = sum(light_device_s[:chunks])
+            out["few_shot_light"][str(n)] = _fewshot_entry(fit, evaluate(table, held_1), device_s, full_device_s,
+                                                           out["full_table"]["held_out"]["median_abs_error_pct"],
+                                                           device_s, full_device_s)
+            out["few_shot_light"][str(n)]["device_time_ratio_to_full_light"] = round(device_s / light_full_device_s, 4)
     # the raw times, so a changed model can be refitted and judged offline (--refit)
+    if light is not None:
+        out["raw_light"] = {"probe_ms": light_ms, "device_seconds_per_chunk": light_device_s,
+                            "overhead_ms": [t.overhead_ms for t in light_timers],
+                            "canary_ms": [t.canary_ms for t in light_timers]}
     out["raw"] = {"probe": [a.to_string() for _, a in picks], "held_out": [a.to_string() for a in held],
                   "probe_ms_1": probe_ms, "held_out_ms_1": held_1, "probe_ms_2": probe_2, "held_out_ms_2": held_2,
                   "overhead_ms_1": probe_timer.overhead_ms, "overhead_ms_2": timer2.overhead_ms,
@@ -287,6 +354,14 @@ def main() -> int:
           f"{b['kendall_tau']:.3f} |")
     for n, r in out["few_shot"].items():
         print(_fewshot_row(f"few-shot N={n}", r))
+    if light is not None:
+        f = out["full_table_light"]
+        print(f"| full, protocol {args.probe_protocol} | {f['seconds']:.0f} s ({f['device_seconds']:.0f} s timing) | "
+              f"{f['held_out']['median_abs_error_pct']:.2f}% | {100 * f['held_out']['within_10pct']:.0f}% | "
+              f"{f['held_out']['kendall_tau']:.3f} |")
+    for n, r in out.get("few_shot_light", {}).items():
+        print(_fewshot_row(f"few-shot N={n}, protocol {args.probe_protocol}", r)
+              + f" 1/{1 / r['device_time_ratio_to_full_light']:.0f} of the light full table's timing")
     r = out["residual_correction"]
     print(f"residual correction of the full table from {r['networks']} networks ({r['model']}): median "
           f"{r['before']['median_abs_error_pct']:.2f}% -> {r['after']['median_abs_error_pct']:.2f}%, within 10% "
