@@ -242,6 +242,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def precision_warning(base_device: str, base_precision: str, measured_precision: str) -> str | None:
+    """A warning when a few-shot fit maps a table of one precision onto networks timed in another."""
+    if base_precision == measured_precision:
+        return None
+    hint = (" start from an int8 table of any CPU instead (e.g. --base-table intel_xeon_avx512_2c_int8): measured "
+            "from a float table, int8 few-shot tables were 4-9% off, from an int8 one 2.6-3.8% on a quiet machine "
+            "(benchmarks/LATENCY.md, 'Both passes as samples')" if measured_precision == "int8" else "")
+    return (f"warning: the base table {base_device!r} is {base_precision} but the networks are timed in "
+            f"{measured_precision}: which operators get faster or slower is not a function of the base "
+            f"table's times;{hint or ' start from a table of the same precision if there is one'}")
+
+
 def _calibrate_fewshot(args: argparse.Namespace) -> int:
     import tempfile
 
@@ -261,6 +273,8 @@ def _calibrate_fewshot(args: argparse.Namespace) -> int:
     base = load_table(args.base_table, tables_dir=args.tables_dir)
     spaces = [load_space(s) for s in (args.space or [])]
     path = Path(args.out) if args.out else table_path(args.name, args.tables_dir)
+    if args.here and (warning := precision_warning(base.device, base.header.precision, args.precision)):
+        print(warning, file=sys.stderr)  # before the minute of measuring
     with tempfile.TemporaryDirectory() as tmp:
         if args.here:
             results = _measure_probe_here(args, Path(tmp))
@@ -268,6 +282,9 @@ def _calibrate_fewshot(args: argparse.Namespace) -> int:
         else:
             probe = read_probe_manifest(args.probe) if args.probe else None
             meas = read_measurements(args.measurements, probe=probe)
+            warning = precision_warning(base.device, base.header.precision, meas.settings.get("precision", "fp32"))
+            if warning:
+                print(warning, file=sys.stderr)
     table, fit = calibrate_table(base, meas, name=args.name, model=args.model, spaces=spaces,
                                  description=args.description or "")
     table.save(path)
