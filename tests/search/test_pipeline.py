@@ -298,3 +298,37 @@ def test_a_host_table_is_probed_before_training_and_the_probe_is_reported(tmp_pa
     (line,) = _probe_lines(probe)
     assert "25.3%" in line and "**beyond**" in line
     assert _probe_lines(None) == []
+
+
+@pytest.mark.slow
+def test_a_table_calibrated_from_a_probe_drives_the_search(tmp_path, tiny_space, tiny_space_file, fake_table, splits):
+    """probe -> its runner (timed here) -> few-shot calibrate -> nas.search --device NEW.json"""
+    import tarfile
+
+    from nas.latency import MeasureSettings, load_table, predict_latency
+    from nas.latency._fewshot import calibrate_table, read_measurements
+    from nas.latency._probe_bundle import write_probe
+    from nas.latency._runner import run_bundle
+    from nas.space import Arch
+
+    write_probe(tmp_path / "probe.tar", space=tiny_space, networks=12, num_classes=10, progress=False,
+                settings=MeasureSettings(warmup=1, rounds=2, repeats=3))
+    with tarfile.open(tmp_path / "probe.tar") as tar:
+        tar.extractall(tmp_path, filter="data")
+    run_bundle(str(tmp_path / "probe"), progress=False)
+    base = load_table(fake_table, space=tiny_space)
+    table, _ = calibrate_table(base, read_measurements(tmp_path / "probe" / "results.json"), name="board",
+                               spaces=[tiny_space])
+    path = table.save(tmp_path / "board.json")
+    # a budget between the fastest and the slowest member on the new table
+    low, high = (predict_latency(table, a, space=tiny_space, num_classes=10)
+                 for a in (tiny_space.smallest(), tiny_space.largest()))
+    budget = (low + high) / 2
+    cfg = search_config(tmp_path, tiny_space_file, path, budget=f"{budget:.6f}ms", trials=4)
+    result = run_pipeline(cfg, progress=False, log=lambda _: None, splits=splits)
+    assert result["table"]["method"] == "calibrated" and result["device"] == "board"
+    best = result["best"]
+    assert low * (1 - 1e-3) <= best["predicted_latency_ms"] <= budget + 1e-6  # result.json rounds to 1e-6 ms
+    arch = Arch.from_string(best["arch"]) if isinstance(best["arch"], str) else Arch.from_dict(best["arch"])
+    assert best["predicted_latency_ms"] == pytest.approx(
+        predict_latency(table, arch, space=tiny_space, num_classes=10), rel=1e-3)
