@@ -257,7 +257,7 @@ def precision_warning(base_device: str, base_precision: str, measured_precision:
 def _calibrate_fewshot(args: argparse.Namespace) -> int:
     import tempfile
 
-    from nas.latency._fewshot import calibrate_table, read_measurements, write_report
+    from nas.latency._fewshot import calibrate_table, fit_warning, read_measurements, write_report
     from nas.latency._predict import load_table
     from nas.latency._probe_bundle import read_probe_manifest
     from nas.space import load_space
@@ -295,6 +295,8 @@ def _calibrate_fewshot(args: argparse.Namespace) -> int:
           f"{100 * cv['within_10pct']:.0f}% within +-10% (the base table {base.device} as it is: "
           f"{b['median_abs_error_pct']:.1f}%, {100 * b['within_10pct']:.0f}%)")
     print("coefficients: " + ", ".join(f"{k} {v:.4g}" for k, v in fit.coefficients().items()))
+    if meas.kind == "probe" and (warning := fit_warning(fit)):
+        print(warning, file=sys.stderr)
     print(f"wrote {path} ({len(table)} keys, calibrated); search with --device {args.name}")
     return 0
 

@@ -143,3 +143,16 @@ def test_a_base_table_for_another_space_is_refused(measured_probe, micro_space, 
     other = LatencyTable.read(write_fake_table(load_space("mobilenetv3_small32"), tmp_path / "t.json"))
     with pytest.raises(LatencyTableError, match="not the measured networks' space 'micro'"):
         calibrate_table(other, read_measurements(results), name="x", spaces=[micro_space])
+
+
+def test_a_fit_that_misses_its_own_networks_is_flagged():
+    from nas.latency._fewshot import CHECKED_NETWORKS, fit_warning
+
+    rows = _rows(CHECKED_NETWORKS, seed=3)
+    clean = rows @ np.array([0.8, 0.01, 0.02, 0, 0, 0, 0.001]) + 0.005
+    assert fit_warning(fit_fewshot(rows, clean, 0.005)) is None
+    noisy = clean * np.random.default_rng(4).uniform(0.8, 1.25, len(clean))  # a busy device: +-20%
+    warning = fit_warning(fit_fewshot(rows, noisy, 0.005))
+    assert warning.startswith("warning: leave-one-out median |error|") and "time it again" in warning
+    few = fit_fewshot(rows[:12], clean[:12], 0.005)
+    assert fit_warning(few).startswith("note: 12 networks give only a rough leave-one-out estimate")
