@@ -47,8 +47,12 @@ SETTINGS = [
 ]
 
 
-def _child(args: argparse.Namespace) -> None:
-    """Time training steps in this process and print one JSON line."""
+def make_step(what: str, side: int, batch: int, precision_name: str, device):
+    """One training step of ``what`` (``supernet``: the default recipe's sandwich - the largest
+    subnet on the labels, then the smallest and two random subnets half distilled from it; else a
+    static MobileNetV3-Large) on a fixed random batch at ``side`` px, channels-last, with
+    ``precision_name`` autocast (and its gradient scaler) on ``device``: the step function and the
+    resolved precision. Shared with ``gpu_precision.py``."""
     sys.path.insert(0, str(ROOT))
     import numpy as np
     import torch
@@ -59,43 +63,52 @@ def _child(args: argparse.Namespace) -> None:
     from nas.tasks import SingleLabel
     from nas.train import resolve_precision
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    precision = resolve_precision(args.precision, torch.device("cpu"))
+    precision = resolve_precision(precision_name, device)
+    scaler = precision.grad_scaler()
     task = SingleLabel(label_smoothing=0.1)
     rng = np.random.default_rng(0)
-    if args.what == "supernet":
+    if what == "supernet":
         space = load_space("mobilenetv3_large")
         model = Supernet(space, 10, seed=0)
-        side = args.side
         largest, smallest = space.largest(), space.smallest()
     else:
         model = build_network(get_preset("mobilenetv3_large", num_classes=10))
-        side = args.side
-    model.to(memory_format=torch.channels_last).train()
+    model.to(device).to(memory_format=torch.channels_last).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(args.batch, 1 if args.what == "supernet" else 3, side, side).contiguous(
+    x = torch.randn(batch, 1 if what == "supernet" else 3, side, side, device=device).contiguous(
         memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (args.batch,))
+    y = torch.randint(0, 10, (batch,), device=device)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        if args.what == "supernet":
+        if what == "supernet":
             with precision.autocast():
                 logits = model(x, largest)
             loss = task.loss(logits, y)
-            loss.backward()
+            scaler.scale(loss).backward()
             teacher = task.soft_targets(logits)
             for arch in [smallest, space.sample(rng), space.sample(rng)]:
                 with precision.autocast():
                     out = model(x, arch)
-                (0.5 * task.distill(out, teacher) + 0.5 * task.loss(out, y)).backward()
+                scaler.scale(0.5 * task.distill(out, teacher) + 0.5 * task.loss(out, y)).backward()
         else:
             with precision.autocast():
                 out = model(x)
-            task.loss(out, y).backward()
-        opt.step()
+            scaler.scale(task.loss(out, y)).backward()
+        scaler.step(opt)
+        scaler.update()
+
+    return step, precision
+
+
+def _child(args: argparse.Namespace) -> None:
+    """Time training steps in this process and print one JSON line."""
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    step, precision = make_step(args.what, args.side, args.batch, args.precision, torch.device("cpu"))
 
     governor = None
     if os.environ.get("NAS_ADAPTIVE_THREADS") == "1":
