@@ -242,22 +242,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def precision_warning(base_device: str, base_precision: str, measured_precision: str) -> str | None:
-    """A warning when a few-shot fit maps a table of one precision onto networks timed in another."""
-    if base_precision == measured_precision:
-        return None
-    hint = (" start from an int8 table of any CPU instead (e.g. --base-table intel_xeon_avx512_2c_int8): measured "
-            "from a float table, int8 few-shot tables were 4-9% off, from an int8 one 2.6-3.8% on a quiet machine "
-            "(benchmarks/LATENCY.md, 'Both passes as samples')" if measured_precision == "int8" else "")
-    return (f"warning: the base table {base_device!r} is {base_precision} but the networks are timed in "
-            f"{measured_precision}: which operators get faster or slower is not a function of the base "
-            f"table's times;{hint or ' start from a table of the same precision if there is one'}")
-
-
 def _calibrate_fewshot(args: argparse.Namespace) -> int:
     import tempfile
 
-    from nas.latency._fewshot import calibrate_table, fit_warning, read_measurements, write_report
+    from nas.latency._fewshot import calibrate_table, fit_warning, precision_warning, read_measurements, write_report
     from nas.latency._predict import load_table
     from nas.latency._probe_bundle import read_probe_manifest
     from nas.space import load_space

@@ -50,7 +50,7 @@ from nas.shapes import LayerSpec, walk
 from nas.space import Arch, SearchSpace, load_space
 
 __all__ = ["MODELS", "EXTRA_NETWORKS", "NOISY_CV_PCT", "CHECKED_NETWORKS", "VALIDATION_FORMAT", "Measurements",
-           "FewShotFit", "read_measurements", "fit_fewshot", "fit_warning", "calibrate_table"]
+           "FewShotFit", "read_measurements", "fit_fewshot", "fit_warning", "precision_warning", "calibrate_table"]
 
 #: The nested models and their terms (names of :data:`nas.latency._calibrate.FEATURES`).
 MODELS: dict[str, tuple[str, ...]] = {
@@ -321,6 +321,18 @@ def fit_warning(fit: FewShotFit) -> str | None:
             f"new table is probably off by about as much. The usual cause is a busy device while the probe ran "
             f"(time it again with nothing else running); otherwise the base table is too unlike the device "
             f"(another precision or kind of CPU): start from a closer one")
+
+
+def precision_warning(base_device: str, base_precision: str, measured_precision: str) -> str | None:
+    """A warning when a few-shot fit maps a table of one precision onto networks timed in another."""
+    if base_precision == measured_precision:
+        return None
+    hint = (" start from an int8 table of any CPU instead (e.g. --base-table intel_xeon_avx512_2c_int8): measured "
+            "from a float table, int8 few-shot tables were 4-9% off, from an int8 one 2.6-3.8% on a quiet machine "
+            "(benchmarks/LATENCY.md, 'Both passes as samples')" if measured_precision == "int8" else "")
+    return (f"warning: the base table {base_device!r} is {base_precision} but the networks are timed in "
+            f"{measured_precision}: which operators get faster or slower is not a function of the base "
+            f"table's times;{hint or ' start from a table of the same precision if there is one'}")
 
 
 # -- the table ---------------------------------------------------------------------------------------

@@ -182,12 +182,3 @@ def test_timing_protocol_flags_reach_the_settings(flags, spinning):
     settings = _settings(args)
     assert (settings.intra_op_threads, settings.spinning) == (2, spinning)
 
-
-def test_calibrate_warns_when_the_base_table_has_another_precision():
-    from nas.latency.__main__ import precision_warning
-
-    assert precision_warning("t", "int8", "int8") is None
-    assert precision_warning("t", "fp32", "fp32") is None
-    warning = precision_warning("host_fp", "fp32", "int8")
-    assert "'host_fp' is fp32" in warning and "timed in int8" in warning and "intel_xeon_avx512_2c_int8" in warning
-    assert "same precision" in precision_warning("q", "int8", "fp32")

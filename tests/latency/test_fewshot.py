@@ -156,3 +156,13 @@ def test_a_fit_that_misses_its_own_networks_is_flagged():
     assert warning.startswith("warning: leave-one-out median |error|") and "time it again" in warning
     few = fit_fewshot(rows[:12], clean[:12], 0.005)
     assert fit_warning(few).startswith("note: 12 networks give only a rough leave-one-out estimate")
+
+
+def test_calibrate_warns_when_the_base_table_has_another_precision():
+    from nas.latency._fewshot import precision_warning
+
+    assert precision_warning("t", "int8", "int8") is None
+    assert precision_warning("t", "fp32", "fp32") is None
+    warning = precision_warning("host_fp", "fp32", "int8")
+    assert "'host_fp' is fp32" in warning and "timed in int8" in warning and "intel_xeon_avx512_2c_int8" in warning
+    assert "same precision" in precision_warning("q", "int8", "fp32")

@@ -329,6 +329,5 @@ def test_a_table_calibrated_from_a_probe_drives_the_search(tmp_path, tiny_space,
     assert result["table"]["method"] == "calibrated" and result["device"] == "board"
     best = result["best"]
     assert low * (1 - 1e-3) <= best["predicted_latency_ms"] <= budget + 1e-6  # result.json rounds to 1e-6 ms
-    arch = Arch.from_string(best["arch"]) if isinstance(best["arch"], str) else Arch.from_dict(best["arch"])
     assert best["predicted_latency_ms"] == pytest.approx(
-        predict_latency(table, arch, space=tiny_space, num_classes=10), rel=1e-3)
+        predict_latency(table, Arch.from_string(best["arch"]), space=tiny_space, num_classes=10), rel=1e-3)
