@@ -245,7 +245,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def _calibrate_fewshot(args: argparse.Namespace) -> int:
     import tempfile
 
-    from nas.latency._fewshot import calibrate_table, fit_warning, precision_warning, read_measurements, write_report
+    from nas.latency._fewshot import (
+        calibrate_table, combine_measurements, fit_warning, precision_warning, read_measurements, write_report)
     from nas.latency._predict import load_table
     from nas.latency._probe_bundle import read_probe_manifest
     from nas.space import load_space
@@ -269,7 +270,7 @@ def _calibrate_fewshot(args: argparse.Namespace) -> int:
             meas = read_measurements(results)
         else:
             probe = read_probe_manifest(args.probe) if args.probe else None
-            meas = read_measurements(args.measurements, probe=probe)
+            meas = combine_measurements([read_measurements(m, probe=probe) for m in args.measurements])
             warning = precision_warning(base.device, base.header.precision, meas.settings.get("precision", "fp32"))
             if warning:
                 print(warning, file=sys.stderr)
@@ -390,9 +391,11 @@ def _parser() -> argparse.ArgumentParser:
                                          "pixel_cpu estimate from published Pixel-1 data")
     g = p.add_argument_group("few-shot: an existing table mapped onto the device that measured a probe")
     g.add_argument("--base-table", help="the table to map (a device name, 'host', or a table file)")
-    g.add_argument("--measurements", help="a probe's results.json, or its folder (results.json or the perf_test/ logs "
-                                          "of run_perf_test_adb.sh), or a validate --report of the base table (a "
-                                          "residual correction)")
+    g.add_argument("--measurements", nargs="+",
+                   help="a probe's results.json, or its folder (results.json or the perf_test/ logs of "
+                        "run_perf_test_adb.sh), or a validate --report of the base table (a residual correction); "
+                        "several runs of one probe (minutes apart, in copies of its folder) are combined: each "
+                        "network's median over the runs, steadier where the device's speed drifts")
     g.add_argument("--here", action="store_true", help="write a probe and time it on this machine now (~1 min)")
     g.add_argument("--probe", help="the probe archive the measurements must come from (checked)")
     g.add_argument("--name", help="device name of the new table (written to latency_tables/NAME.json)")

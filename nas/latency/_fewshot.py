@@ -50,7 +50,7 @@ from nas.shapes import LayerSpec, walk
 from nas.space import Arch, SearchSpace, load_space
 
 __all__ = ["MODELS", "EXTRA_NETWORKS", "NOISY_CV_PCT", "CHECKED_NETWORKS", "VALIDATION_FORMAT", "Measurements",
-           "FewShotFit", "read_measurements", "fit_fewshot", "fit_warning", "precision_warning", "calibrate_table"]
+           "FewShotFit", "read_measurements", "combine_measurements", "fit_fewshot", "fit_warning", "precision_warning", "calibrate_table"]
 
 #: The nested models and their terms (names of :data:`nas.latency._calibrate.FEATURES`).
 MODELS: dict[str, tuple[str, ...]] = {
@@ -134,6 +134,43 @@ def read_measurements(path: str | Path, *, probe: dict[str, Any] | None = None) 
         raise LatencyTableError(f"{path} holds the results of a per-key bundle, not of a probe: turn it into a "
                                 "table with python -m nas.latency import")
     return _read_probe(path, data, probe)
+
+
+def combine_measurements(runs: Sequence[Measurements]) -> Measurements:
+    """Several timings of the same probe (``run_bundle.py`` run more than once, minutes apart) as
+    one: each network's median over the runs, the median per-call overhead and canary.
+
+    On a device whose speed drifts (a shared VM) one pass measures that minute's speed as much as
+    the networks; averaged passes fitted the held-out subnets' averaged times within the targets
+    in 14 of 15 fits where single passes did in 18 of 30 (``benchmarks/LATENCY.md``).
+
+    Raises:
+        LatencyTableError: the runs are not all of one probe, timed with one protocol.
+    """
+    if len(runs) == 1:
+        return runs[0]
+    first = runs[0]
+    for other in runs[1:]:
+        if other.kind != "probe" or first.kind != "probe":
+            raise LatencyTableError(
+                f"{other.path}: only a probe's results can be combined (several runs of run_bundle.py on one probe); "
+                "give a validate --report alone")
+        if (other.probe_id, other.archs) != (first.probe_id, first.archs):
+            raise LatencyTableError(f"{other.path}: results of probe {other.probe_id}, but {first.path} holds probe "
+                                    f"{first.probe_id}: combine runs of one probe only")
+        changed = sorted(k for k in set(first.settings) | set(other.settings)
+                         if k not in ("canary_ms", "disturbed_chunks", "chunk_size")
+                         and first.settings.get(k) != other.settings.get(k))
+        if changed:
+            raise LatencyTableError(f"{other.path}: timed with other settings than {first.path} ({', '.join(changed)}): "
+                                    "combine runs of one protocol only")
+    ms = np.median(np.array([r.ms for r in runs]), axis=0)
+    return replace(
+        first, path=" + ".join(r.path for r in runs), ms=tuple(float(v) for v in ms),
+        overhead_ms=float(np.median([r.overhead_ms for r in runs])),
+        canary_ms=float(np.median([r.canary_ms for r in runs])),
+        disturbed_chunks=sum(r.disturbed_chunks for r in runs),
+    )
 
 
 def _perf_test_probe(folder: Path) -> dict[str, Any]:
@@ -362,6 +399,12 @@ def table_layers(base: LatencyTable, spaces: Sequence[SearchSpace] = ()) -> dict
     return {k: v for k, v in layers.items() if k in base}
 
 
+def _file_names(path: str) -> str:
+    """The measurements' file name, or ``folder/name`` of each of several combined runs."""
+    files = [Path(f) for f in path.split(" + ")]
+    return files[0].name if len(files) == 1 else " + ".join(f"{f.parent.name}/{f.name}" for f in files)
+
+
 def calibrate_table(
     base: LatencyTable,
     meas: Measurements,
@@ -425,8 +468,8 @@ def calibrate_table(
         calibration={
             "method": "few-shot" if meas.kind == "probe" else "residual",
             "base_table": {"device": h.device, "method": h.method, "cpu": h.cpu, "date": h.date},
-            "measurements": {"kind": meas.kind, "file": Path(meas.path).name, "probe_id": meas.probe_id,
-                             "space": meas.space, "networks": len(meas), "cpu": meas.cpu},
+            "measurements": {"kind": meas.kind, "file": _file_names(meas.path), "runs": meas.path.count(" + ") + 1,
+                             "probe_id": meas.probe_id, "space": meas.space, "networks": len(meas), "cpu": meas.cpu},
             "model": fit.model,
             "formula": "ms(layer) = overhead_ms + theta . features(layer) (NNLS on relative error, theta >= 0)",
             "coefficients": fit.coefficients(),

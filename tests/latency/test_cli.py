@@ -138,6 +138,17 @@ def test_probe_runner_calibrate_validate_from_the_command_line(tables_dir, micro
     assert rc == 0, out
     assert "leave-one-out median |error|" in out and "search with --device micro_board" in out
     assert json.loads((tmp_path / "fit.json").read_text())["networks"] == 12
+    # a second run of the same probe (here: a copy of the first) is combined with it
+    import shutil
+
+    shutil.copytree(tmp_path / "p", tmp_path / "p_again")
+    assert main([*base, "calibrate", "--base-table", "micro_dev", "--measurements", str(tmp_path / "p"),
+                 str(tmp_path / "p_again"), "--probe", str(tmp_path / "p.tar"), "--name", "micro_board2",
+                 "--space", str(micro_space_file)]) == 0
+    capsys.readouterr()
+    header = json.loads((tables_dir / "micro_board2.json").read_text())["header"]
+    assert header["calibration"]["measurements"]["runs"] == 2
+    assert header["calibration"]["measurements"]["file"] == "p/results.json + p_again/results.json"
     assert main([*base, "validate", "--device", "micro_board", "--samples", "3", "--space", str(micro_space_file),
                  "--num-classes", "10", "--quiet", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["device"] == "micro_board"

@@ -166,3 +166,24 @@ def test_calibrate_warns_when_the_base_table_has_another_precision():
     warning = precision_warning("host_fp", "fp32", "int8")
     assert "'host_fp' is fp32" in warning and "timed in int8" in warning and "intel_xeon_avx512_2c_int8" in warning
     assert "same precision" in precision_warning("q", "int8", "fp32")
+
+
+def test_runs_of_one_probe_combine_into_each_networks_median(measured_probe):
+    from dataclasses import replace
+
+    from nas.latency._fewshot import combine_measurements
+
+    _, results = measured_probe
+    one = read_measurements(results)
+    slower = replace(one, ms=tuple(1.2 * m for m in one.ms), overhead_ms=2 * one.overhead_ms, path="again.json")
+    both = combine_measurements([one, slower])
+    assert both.ms == pytest.approx([1.1 * m for m in one.ms]) and both.overhead_ms == pytest.approx(1.5 * one.overhead_ms)
+    assert both.archs == one.archs and both.path == f"{one.path} + again.json"
+    assert combine_measurements([one]) is one
+    with pytest.raises(LatencyTableError, match="combine runs of one probe only"):
+        combine_measurements([one, replace(slower, probe_id="0123456789abcdef")])
+    with pytest.raises(LatencyTableError, match=r"other settings .* \(rounds\)"):
+        combine_measurements([one, replace(slower, settings={**one.settings, "rounds": 99})])
+    with pytest.raises(LatencyTableError, match="only a probe's results can be combined"):
+        combine_measurements([one, replace(slower, kind="validation")])
+
