@@ -142,7 +142,7 @@ def combine_measurements(runs: Sequence[Measurements]) -> Measurements:
 
     On a device whose speed drifts (a shared VM) one pass measures that minute's speed as much as
     the networks; averaged passes fitted the held-out subnets' averaged times within the targets
-    in 14 of 15 fits where single passes did in 18 of 30 (``benchmarks/LATENCY.md``).
+    in 13 of 15 fits where single passes did in 18 of 30 (``benchmarks/LATENCY.md``).
 
     Raises:
         LatencyTableError: the runs are not all of one probe, timed with one protocol.
