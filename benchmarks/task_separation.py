@@ -110,6 +110,15 @@ def run_dataset(name: str, args, recipe_over: dict) -> dict:
     task = recipe.task_for(splits)
     archs = pick_subnets(space, splits.num_classes, recipe.resolution, args.n_subnets, args.pick_seed,
                          scale=recipe.scale_resolution)
+    if args.only:  # a share of the trainings (fill the cache from several processes); nothing to report
+        if not set(args.only) <= set(range(len(archs))):
+            raise SystemExit(f"error: --only takes subnet indices 0..{len(archs) - 1}, got {args.only}")
+        for i in args.only:
+            for s in args.seeds:
+                metric = train_alone(archs[i], recipe, splits, space, seed=s, val_limit=args.val_limit,
+                                     mosaic=mosaic, progress=not args.no_progress)
+                print(f"{name} subnet {i + 1}/{len(archs)} seed {s}: {task.metric} {metric:.2f}", file=sys.stderr)
+        return {"data": name, "only": args.only}
     scores = {s: [] for s in args.seeds}
     for i, arch in enumerate(archs):
         for s in args.seeds:
@@ -126,6 +135,10 @@ def run_dataset(name: str, args, recipe_over: dict) -> dict:
         "spread": round(float(mean.max() - mean.min()), 2),
         "seed_tau": round(kendall_tau(scores[args.seeds[0]], scores[args.seeds[1]]), 3) if len(args.seeds) > 1 else None,
     }
+    out["madds_tau"] = round(kendall_tau(out["madds"], mean), 3)  # the baseline a supernet must beat
+    if len(args.seeds) > 2:  # every pair of seeds
+        out["seed_tau_pairs"] = {f"{a}-{b}": round(kendall_tau(scores[a], scores[b]), 3)
+                                 for k, a in enumerate(args.seeds) for b in args.seeds[k + 1:]}
     if not args.no_supernet:
         sn_over = dict(args.supernet_set) | ({} if args.supernet_epochs is None else {"epochs": args.supernet_epochs})
         sn_recipe = TrainConfig(**{**recipe.to_dict(), **sn_over})
@@ -185,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--clutter", type=int, default=MosaicConfig.clutter)
     p.add_argument("--mosaics", type=int, default=MosaicConfig.train, help="training mosaics")
     p.add_argument("--no-supernet", action="store_true")
+    p.add_argument("--only", type=int, nargs="+", default=None, metavar="I",
+                   help="train only these subnets (indices 0..n-1) and report nothing: several processes can "
+                        "fill the cache of one seed side by side (needs --no-supernet)")
     p.add_argument("--supernet-epochs", type=int, default=None,
                    help="epochs of the supernet's training [--epochs]: judge a supernet of the default recipe "
                         "against a longer stand-alone reference")
@@ -195,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
+    if args.only and not args.no_supernet:
+        p.error("--only needs --no-supernet (it fills the stand-alone cache; a later run without it reports)")
     if args.threads:
         torch.set_num_threads(args.threads)
     over = dict(QUICK) if args.quick else {}
@@ -205,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         args.n_subnets, args.val_limit = min(args.n_subnets, 4), args.val_limit or 500
     start = time.perf_counter()
     results = [run_dataset(name, args, over) for name in args.data]
+    if args.only:
+        return 0
     report = {"command": " ".join(sys.argv), "cpu": cpu_model(), "threads": torch.get_num_threads(),
               "python": platform.python_version(), "torch": torch.__version__,
               "seconds": round(time.perf_counter() - start, 1), "results": results}
