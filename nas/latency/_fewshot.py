@@ -50,7 +50,8 @@ from nas.shapes import LayerSpec, walk
 from nas.space import Arch, SearchSpace, load_space
 
 __all__ = ["MODELS", "EXTRA_NETWORKS", "NOISY_CV_PCT", "CHECKED_NETWORKS", "VALIDATION_FORMAT", "Measurements",
-           "FewShotFit", "read_measurements", "combine_measurements", "fit_fewshot", "fit_warning", "precision_warning", "calibrate_table"]
+           "FewShotFit", "read_measurements", "combine_measurements", "fit_fewshot", "fit_warning", "precision_warning",
+           "calibrate_table"]
 
 #: The nested models and their terms (names of :data:`nas.latency._calibrate.FEATURES`).
 MODELS: dict[str, tuple[str, ...]] = {
@@ -93,6 +94,7 @@ class Measurements:
     probe_id: str | None = None
     device: str = ""  # the validated table (validation reports)
     disturbed_chunks: int = 0
+    runs: tuple[str, ...] = ()  # the files of several runs combined into these (combine_measurements)
 
     def __len__(self) -> int:
         return len(self.archs)
@@ -150,23 +152,24 @@ def combine_measurements(runs: Sequence[Measurements]) -> Measurements:
     if len(runs) == 1:
         return runs[0]
     first = runs[0]
-    for other in runs[1:]:
-        if other.kind != "probe" or first.kind != "probe":
+    for other in runs:
+        if other.kind != "probe":
             raise LatencyTableError(
                 f"{other.path}: only a probe's results can be combined (several runs of run_bundle.py on one probe); "
                 "give a validate --report alone")
+    for other in runs[1:]:
         if (other.probe_id, other.archs) != (first.probe_id, first.archs):
             raise LatencyTableError(f"{other.path}: results of probe {other.probe_id}, but {first.path} holds probe "
                                     f"{first.probe_id}: combine runs of one probe only")
         changed = sorted(k for k in set(first.settings) | set(other.settings)
-                         if k not in ("canary_ms", "disturbed_chunks", "chunk_size")
-                         and first.settings.get(k) != other.settings.get(k))
+                         if first.settings.get(k) != other.settings.get(k))
         if changed:
             raise LatencyTableError(f"{other.path}: timed with other settings than {first.path} ({', '.join(changed)}): "
                                     "combine runs of one protocol only")
     ms = np.median(np.array([r.ms for r in runs]), axis=0)
     return replace(
-        first, path=" + ".join(r.path for r in runs), ms=tuple(float(v) for v in ms),
+        first, path=" + ".join(r.path for r in runs), runs=tuple(r.path for r in runs),
+        ms=tuple(float(v) for v in ms),
         overhead_ms=float(np.median([r.overhead_ms for r in runs])),
         canary_ms=float(np.median([r.canary_ms for r in runs])),
         disturbed_chunks=sum(r.disturbed_chunks for r in runs),
@@ -399,10 +402,11 @@ def table_layers(base: LatencyTable, spaces: Sequence[SearchSpace] = ()) -> dict
     return {k: v for k, v in layers.items() if k in base}
 
 
-def _file_names(path: str) -> str:
+def _file_names(meas: Measurements) -> str:
     """The measurements' file name, or ``folder/name`` of each of several combined runs."""
-    files = [Path(f) for f in path.split(" + ")]
-    return files[0].name if len(files) == 1 else " + ".join(f"{f.parent.name}/{f.name}" for f in files)
+    if not meas.runs:
+        return Path(meas.path).name
+    return " + ".join(f"{Path(f).parent.name}/{Path(f).name}" for f in meas.runs)
 
 
 def calibrate_table(
@@ -468,7 +472,7 @@ def calibrate_table(
         calibration={
             "method": "few-shot" if meas.kind == "probe" else "residual",
             "base_table": {"device": h.device, "method": h.method, "cpu": h.cpu, "date": h.date},
-            "measurements": {"kind": meas.kind, "file": _file_names(meas.path), "runs": meas.path.count(" + ") + 1,
+            "measurements": {"kind": meas.kind, "file": _file_names(meas), "runs": max(1, len(meas.runs)),
                              "probe_id": meas.probe_id, "space": meas.space, "networks": len(meas), "cpu": meas.cpu},
             "model": fit.model,
             "formula": "ms(layer) = overhead_ms + theta . features(layer) (NNLS on relative error, theta >= 0)",
