@@ -83,3 +83,19 @@ def test_reference_rows_take_the_published_standalone_scores_of_the_picked_subne
     other = supernet_ranking.pick_subnets(load_space("mobilenetv3_large"), 10, 32, 12, 5, True)
     with pytest.raises(SystemExit, match="not in it"):
         supernet_ranking._reference_rows(str(path), other, published["val_images"])
+
+
+def test_step_profile_tells_depthwise_from_dense_convolutions():
+    step_profile = _load("step_profile")
+    classify = step_profile.classify
+    # backward: (grad_out, input, weight, ...); forward: (input, weight, ...)
+    assert classify("aten::convolution_backward", [[8, 144, 8, 8], [8, 144, 8, 8], [144, 1, 7, 7]]) == "depthwise backward"
+    assert classify("aten::convolution_backward", [[8, 24, 8, 8], [8, 144, 8, 8], [24, 144, 1, 1]]) == "dense conv backward"
+    assert classify("aten::mkldnn_convolution", [[8, 96, 16, 16], [96, 1, 5, 5]]) == "depthwise forward"
+    # the grayscale stem has a [16, 1, 3, 3] weight on a 1-channel input: dense, not depthwise
+    assert classify("aten::mkldnn_convolution", [[8, 1, 32, 32], [16, 1, 3, 3]]) == "dense conv forward"
+    assert classify("aten::native_batch_norm_backward", []) == "batch norm backward"
+    assert classify("aten::native_batch_norm", []) == "batch norm forward"
+    assert classify("aten::hardswish_backward", []) == "activations"
+    assert classify("aten::addmm", []) == "matrix products"
+    assert classify("aten::as_strided", []) == "other"
