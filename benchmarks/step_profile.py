@@ -12,8 +12,8 @@ calls are what the profiler inflates and the shares of the large kernels are low
 
 Usage (from the repository root, on a quiet machine: check ``uptime``)::
 
-    python benchmarks/step_profile.py                  # about a minute on 2 cores
-    python benchmarks/step_profile.py --steps 5 --out benchmarks/results/step_profile.json
+    python benchmarks/step_profile.py                  # about half a minute on 2 cores
+    python benchmarks/step_profile.py --steps 8        # the run of benchmarks/PRECISION.md
 
 Prints a Markdown table and writes the figures as JSON.
 """
@@ -98,17 +98,18 @@ def main(argv: list[str] | None = None) -> int:
         calls += e.count
     total = sum(by_class.values())
     median = statistics.median(times)
+    calls_per_step = calls // args.steps
     rows = sorted(by_class.items(), key=lambda kv: -kv[1])
     out = {"command": " ".join(sys.argv), "cpu": cpu_model(), "threads": torch.get_num_threads(),
            "python": platform.python_version(), "torch": torch.__version__, "precision": precision.name,
            "step": "supernet sandwich, mobilenetv3_large, 32 px, batch 128, channels-last",
            "median_step_s": round(median, 4), "profiled_ops_s_per_step": round(total, 4),
-           "operator_calls_per_step": calls // args.steps,
+           "operator_calls_per_step": calls_per_step,
            "classes": {c: {"s_per_step": round(s, 4), "share": round(s / total, 4)} for c, s in rows}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     print(f"median step (unprofiled): {median:.3f} s; operators' self time under the profiler: {total:.3f} s per "
-          f"step in {calls // args.steps} operator calls ({torch.get_num_threads()} threads, {cpu_model()})\n")
+          f"step in {calls_per_step} operator calls ({torch.get_num_threads()} threads, {cpu_model()})\n")
     print("| class | s per step (profiled) | share |\n|---|---:|---:|")
     for c, s in rows:
         print(f"| {c} | {s:.3f} | {100 * s / total:.1f}% |")

@@ -196,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--items", default="%d-%d" % MosaicConfig.items, help="least-most items per mosaic")
     p.add_argument("--scale", default="%g-%g" % MosaicConfig.scale, help="least-most item scale")
     p.add_argument("--clutter", type=int, default=MosaicConfig.clutter)
-    p.add_argument("--mosaics", type=int, default=MosaicConfig.train, help="training mosaics (the validation and test splits get a fifth and a quarter as many, at least 1000)")
+    p.add_argument("--mosaics", type=int, default=MosaicConfig.train,
+                   help="training mosaics (the validation and test splits get a fifth and a quarter as many, "
+                        "at least 1000)")
     p.add_argument("--no-supernet", action="store_true")
     p.add_argument("--only", type=int, nargs="+", default=None, metavar="I",
                    help="train only these subnets (indices 0..n-1) and report nothing: several processes can "
