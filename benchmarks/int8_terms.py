@@ -25,7 +25,10 @@ Usage (from the repository root; seconds, nothing timed)::
         --out benchmarks/results/int8_terms.json
 
 (the last base table is the run's own full int8 table of this CPU: what a perfect per-layer base
-would give).
+would give). A base table may also be a product ``TABLE*NUM/DEN``: TABLE's times each multiplied by
+the ratio of the same row in NUM and DEN (rows missing there keep TABLE's time), e.g.
+``amd_epyc_avx512_2c*intel_xeon_avx512_2c_int8/intel_xeon_avx512_2c`` - this CPU's float table
+carried to int8 by another CPU's int8/float ratio of each layer.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +95,22 @@ def _rows(base, nets, terms: str) -> np.ndarray:
     return rows
 
 
+def _ratio_table(spec: str, space, tmp: Path):
+    """``TABLE*NUM/DEN``: TABLE's rows times NUM/DEN row by row, loaded like any table."""
+    base, ratio = spec.split("*", 1)
+    num, den = ratio.split("/", 1)
+    raw = {n: json.loads(load_table(n, space=space).path.read_text()) for n in (base, num, den)}
+    table = raw[base]
+    for key, row in table["entries"].items():
+        a, b = raw[num]["entries"].get(key), raw[den]["entries"].get(key)
+        if a and b:
+            row["ms"] *= a["ms"] / b["ms"]
+    table["header"]["device"] = f"{base}-x-{num}-over-{den}"
+    path = tmp / f"{len(list(tmp.iterdir()))}.json"
+    path.write_text(json.dumps(table))
+    return load_table(str(path), space=space)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--run", required=True, help="a fewshot_latency.py --precision int8 result (its raw times)")
@@ -106,12 +126,13 @@ def main() -> int:
     out = {"run": args.run, "cpu": run["cpu"], "precision": run["precision"], "threads": run["threads"],
            "targets": {"median_abs_error_pct": 5.0, "within_10pct": 0.9},
            "per_op_plus_terms": list(FEATURES) + list(EXTRA), "fits": {}}
+    tmp = Path(tempfile.mkdtemp(prefix="int8_terms_"))
     print("| pass | base table | terms | n terms | N=10 | N=20 | N=40 | ceiling |\n|---|---|---|---:|---:|---:|---:|---:|")
     for phase in (1, 2):
         probe_ms, held_ms = np.asarray(raw[f"probe_ms_{phase}"]), np.asarray(raw[f"held_out_ms_{phase}"])
         overhead = raw[f"overhead_ms_{phase}"]
         for name in args.base_table:
-            base = load_table(name, space=space)
+            base = _ratio_table(name, space, tmp) if "*" in name else load_table(name, space=space)
             for terms in args.terms.split(","):
                 rows = _rows(base, nets["probe"] + nets["held_out"], terms)  # one class list for both sets
                 probe_rows, held_rows = rows[: len(nets["probe"])], rows[len(nets["probe"]):]
@@ -130,7 +151,7 @@ def main() -> int:
                 def cell(r):
                     return f"{r['median_abs_error_pct']:.2f}% / {100 * r['within_10pct']:.0f}%" if r else "-"
                 fs = entry["few_shot"]
-                print(f"| {phase} | {Path(name).stem} | {terms} | {entry['terms']} | {cell(fs.get('10'))} | "
+                print(f"| {phase} | {name if '*' in name else Path(name).stem} | {terms} | {entry['terms']} | {cell(fs.get('10'))} | "
                       f"{cell(fs.get('20'))} | {cell(fs.get('40'))} | {cell(entry['ceiling'])} |")
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     return 0
