@@ -103,6 +103,57 @@ def _table_file(device: str, tables_dir: str | None) -> Path:
     return table_path(resolve_device(device), tables_dir)
 
 
+def _check_overwrite(path: Path, force: bool, *, estimated_ok: str | None = None) -> None:
+    """Refuse to replace an existing table unless ``--force`` (or it is the estimated table being
+    re-derived, ``estimated_ok`` naming its device): a measured table holds hours of timing."""
+    if force or not path.exists():
+        return
+    try:
+        header = LatencyTable.read(path).header
+        what = f"a {header.method} table of {header.device!r}"
+        if estimated_ok and header.method == "estimated" and header.device == estimated_ok:
+            return
+    except LatencyTableError:
+        what = "a file that is not a valid table"
+    raise LatencyTableError(f"{path} exists ({what}); choose another --name / --out, or pass --force to replace it")
+
+
+def _device_arg(name: str, path: Path, tables_dir: str | None) -> str:
+    """What to pass as ``--device`` to reach the table at ``path``: its name where it lives with the
+    named tables, else its path."""
+    try:
+        if path.resolve() == table_path(name).resolve():
+            return name
+    except ValueError:
+        pass
+    return str(path)
+
+
+def _probe_manifest(path: str) -> dict:
+    """``--probe``: the manifest of a probe archive or folder, or one error naming the file."""
+    import tarfile
+
+    from nas.latency._probe_bundle import PROBE_FORMAT, read_probe_manifest
+
+    hint = "give --probe the probe.tar (or its extracted folder) written by python -m nas.latency probe"
+    if not Path(path).exists():
+        raise LatencyTableError(f"--probe {path}: no such file or folder ({hint})")
+    try:
+        manifest = read_probe_manifest(path)
+    except (tarfile.TarError, EOFError) as exc:
+        why = str(exc).splitlines()[-1].removeprefix("- method tar: ")
+        raise LatencyTableError(f"--probe {path}: not a readable tar archive ({why}); {hint}") from None
+    except OSError as exc:
+        raise LatencyTableError(f"--probe {path}: cannot read it ({exc.strerror or exc}); {hint}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LatencyTableError(f"--probe {path}: its manifest.json is not valid JSON ({exc}); {hint}") from None
+    meta = manifest.get("probe") if isinstance(manifest, dict) else None
+    if not isinstance(meta, dict) or meta.get("format") != PROBE_FORMAT:
+        raise LatencyTableError(f"--probe {path}: its manifest.json is not a probe's (a per-key bundle, or another "
+                                f"format than {PROBE_FORMAT!r}); {hint}")
+    return manifest
+
+
 # -- subcommands -----------------------------------------------------------------------------------
 def cmd_build(args: argparse.Namespace) -> int:
     from nas.latency._build import build_table
@@ -222,17 +273,52 @@ def _measure_probe_here(args: argparse.Namespace, tmp: Path) -> Path:
     return Path(run_bundle(str(tmp / "probe"), progress=not args.quiet))
 
 
+#: calibrate flags that only shape --here's probe and timing.
+_HERE_ONLY = (("--networks", "networks"), ("--num-classes", "num_classes"), ("--seed", "seed"),
+              ("--threads", "threads"), ("--warmup", "warmup"), ("--rounds", "rounds"), ("--repeats", "repeats"),
+              ("--spinning", "spinning"), ("--precision", "precision"))
+
+
+def _parser_defaults() -> dict:
+    return vars(_parser().parse_args(["calibrate"]))
+
+
+def _check_here(args: argparse.Namespace, base, *, min_networks: int) -> None:
+    """What ``--here`` would only find out after timing its networks: refused before."""
+    from nas.shapes import walk
+    from nas.space import load_space
+
+    space = load_space(args.space[0] if args.space else DEFAULT_SPACE)
+    if not base.header.covers(space.digest):
+        covered = ", ".join(s.name for s in base.header.spaces) or "no space"
+        raise LatencyTableError(f"the base table {base.device!r} covers {covered}, not {space.name!r}: probe a space "
+                                "it covers (--space), or build the base table for this one")
+    ends = [l for a in (space.largest(), space.smallest()) for l in walk(space.resolve(a, num_classes=args.num_classes))]
+    if base.missing(ends):
+        raise LatencyTableError(f"the base table {base.device!r} lacks layers of {space.name!r} networks with "
+                                f"{args.num_classes} classes ({base.missing(ends)[0]}, ...): give --num-classes a "
+                                "classifier width the table was built with")
+    if args.networks < min_networks:
+        raise ValueError(f"--networks {args.networks} is too few for --model {args.model}: it needs at least "
+                         f"{min_networks} measured networks")
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     if args.measurements or args.here:
         return _calibrate_fewshot(args)
     if args.base_table or args.name:
         raise ValueError("--base-table and --name calibrate from measured networks: give --measurements "
                          "(a probe's results.json or a validate --report) or --here")
+    if not args.device:
+        raise ValueError("calibrate what? a new device from measured networks: --base-table TABLE --name NEW "
+                         "with --measurements FILE (or --here); the phone estimate from published Pixel-1 data: "
+                         "--device pixel_cpu (see python -m nas.latency calibrate --help)")
     from nas.latency._calibrate import calibrate_pixel, default_reference_dir
 
     ref = Path(args.reference) if args.reference else default_reference_dir()
     host = LatencyTable.read(args.host_table) if args.host_table else None
     path = Path(args.out) if args.out else table_path(args.device, args.tables_dir)
+    _check_overwrite(path, args.force, estimated_ok=args.device)
     table, report = calibrate_pixel(ref, host=host, device=args.device)
     table.save(path)
     if args.report:
@@ -246,9 +332,9 @@ def _calibrate_fewshot(args: argparse.Namespace) -> int:
     import tempfile
 
     from nas.latency._fewshot import (
-        calibrate_table, combine_measurements, fit_warning, precision_warning, read_measurements, write_report)
+        _min_networks, calibrate_table, combine_measurements, fit_warning, precision_warning, read_measurements,
+        write_report)
     from nas.latency._predict import load_table
-    from nas.latency._probe_bundle import read_probe_manifest
     from nas.space import load_space
 
     if not args.base_table or not args.name:
@@ -259,18 +345,37 @@ def _calibrate_fewshot(args: argparse.Namespace) -> int:
     from nas.latency._table import check_device_name
 
     check_device_name(args.name)  # before any measuring
+    if not args.here:
+        ignored = [flag for flag, dest in _HERE_ONLY if getattr(args, dest) != _parser_defaults()[dest]]
+        if ignored:
+            raise ValueError(f"{', '.join(ignored)} only apply to --here (how this machine times a new probe); with "
+                             "--measurements the file records how its networks were timed")
+    elif args.probe:
+        raise ValueError("--probe checks --measurements against a probe; --here writes and times its own")
     base = load_table(args.base_table, tables_dir=args.tables_dir)
     spaces = [load_space(s) for s in (args.space or [])]
     path = Path(args.out) if args.out else table_path(args.name, args.tables_dir)
-    if args.here and (warning := precision_warning(base.device, base.header.precision, args.precision)):
-        print(warning, file=sys.stderr)  # before the minute of measuring
+    if base.path is not None and path.resolve() == Path(base.path).resolve():
+        raise LatencyTableError(f"--name {args.name} would overwrite the base table {base.path}: the new table "
+                                "needs a name of its own")
+    _check_overwrite(path, args.force)
+    if args.here:
+        _check_here(args, base, min_networks=_min_networks("scale" if args.model == "auto" else args.model))
+        if warning := precision_warning(base.device, base.header.precision, args.precision):
+            print(warning, file=sys.stderr)  # before the minute of measuring
     with tempfile.TemporaryDirectory() as tmp:
         if args.here:
             results = _measure_probe_here(args, Path(tmp))
             meas = read_measurements(results)
         else:
-            probe = read_probe_manifest(args.probe) if args.probe else None
+            probe = _probe_manifest(args.probe) if args.probe else None
             meas = combine_measurements([read_measurements(m, probe=probe) for m in args.measurements])
+            if meas.kind == "validation" and meas.device != base.device:
+                raise LatencyTableError(
+                    f"{meas.path}: a validate report of {meas.device!r}, but the base table is {base.device!r}: a "
+                    "residual correction learns from the base table's own errors on its own device; validate "
+                    f"{base.device!r} (python -m nas.latency validate --device {base.device} --report FILE) "
+                    "or give a probe's results")
             warning = precision_warning(base.device, base.header.precision, meas.settings.get("precision", "fp32"))
             if warning:
                 print(warning, file=sys.stderr)
@@ -286,7 +391,7 @@ def _calibrate_fewshot(args: argparse.Namespace) -> int:
     print("coefficients: " + ", ".join(f"{k} {v:.4g}" for k, v in fit.coefficients().items()))
     if meas.kind == "probe" and (warning := fit_warning(fit)):
         print(warning, file=sys.stderr)
-    print(f"wrote {path} ({len(table)} keys, calibrated); search with --device {args.name}")
+    print(f"wrote {path} ({len(table)} keys, calibrated); search with --device {_device_arg(args.name, path, args.tables_dir)}")
     return 0
 
 
@@ -310,7 +415,16 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from nas.latency._bundle import import_bundle
 
+    from nas.latency._problems import read_json
+
     path = Path(args.out) if args.out else table_path(args.device, args.tables_dir)
+    manifest = Path(args.bundle) / "manifest.json"
+    if manifest.is_file() and isinstance(m := read_json(manifest, "a bundle written by python -m nas.latency bundle"),
+                                         dict) and "probe" in m:
+        raise LatencyTableError(f"{args.bundle} is a probe (whole networks), not a per-key bundle: turn its results "
+                                "into a table with python -m nas.latency calibrate --base-table TABLE --measurements "
+                                f"{args.bundle} --name {args.device}")
+    _check_overwrite(path, args.force)
     table = import_bundle(args.bundle, device=args.device, description=args.description or "")
     try:
         table.save(path)
@@ -378,9 +492,12 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("probe", help="write N whole networks of a space + the runner, to measure on a new device")
     p.add_argument("--space", help=f"space name or YAML (default {DEFAULT_SPACE})")
-    p.add_argument("--networks", type=int_arg(2), default=40, help="networks in the probe (default 40)")
+    p.add_argument("--networks", type=int_arg(4), default=40,
+                   help="networks in the probe (default 40; the simplest model needs 4, 'per-op' 10)")
     p.add_argument("--out", required=True, help="the probe archive: probe.tar (or .tar.gz)")
-    p.add_argument("--num-classes", type=int_arg(1), default=1000, help="classifier width of the networks")
+    p.add_argument("--num-classes", type=int_arg(1), default=1000,
+                   help="classifier width of the networks (default 1000); must be a width the base table you will "
+                        "calibrate from was built with (the shipped tables: 10, 100, 1000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--chunk-size", type=int_arg(1), default=10, help="networks timed interleaved on the device")
     p.add_argument("--quiet", action="store_true")
@@ -398,22 +515,26 @@ def _parser() -> argparse.ArgumentParser:
                         "network's median over the runs, steadier where the device's speed drifts")
     g.add_argument("--here", action="store_true", help="write a probe and time it on this machine now (~1 min)")
     g.add_argument("--probe", help="the probe archive the measurements must come from (checked)")
-    g.add_argument("--name", help="device name of the new table (written to latency_tables/NAME.json)")
+    g.add_argument("--name", help="device name of the new table (written to latency_tables/NAME.json, or to "
+                                  "--tables-dir given before the subcommand)")
     g.add_argument("--model", choices=("auto", "scale", "affine", "per-op"), default="auto",
                    help="auto (default): the lowest leave-one-out error among the models the networks allow")
-    g.add_argument("--space", action="append", help="YAML of a custom space the base table or probe uses")
-    g.add_argument("--networks", type=int_arg(2), default=40, help="--here: networks to time (default 40)")
+    g.add_argument("--space", action="append",
+                   help="--here: the space to probe (a name or YAML; default mobilenetv3_large); with "
+                        "--measurements: the YAML of a custom space the base table or probe uses")
+    g.add_argument("--networks", type=int_arg(4), default=40, help="--here: networks to time (default 40)")
     g.add_argument("--num-classes", type=int_arg(1), default=1000, help="--here: classifier width")
     g.add_argument("--seed", type=int, default=0, help="--here: probe seed")
     g.add_argument("--description")
     g.add_argument("--quiet", action="store_true")
     _add_protocol(p)
     g = p.add_argument_group("pixel_cpu: host keys + published Pixel-1 data")
-    g.add_argument("--device", default="pixel_cpu")
+    g.add_argument("--device", help="the estimated table to derive: pixel_cpu")
     g.add_argument("--host-table", help="measured host table to transform (default: this machine's)")
     g.add_argument("--reference", help="folder with the published data (default: the copy shipped in nas/latency/reference)")
-    p.add_argument("--out", help="write the table here instead of latency_tables/NAME.json")
+    p.add_argument("--out", help="write the table here instead of latency_tables/NAME.json (DEVICE.json)")
     p.add_argument("--report", help="write the fit report (coefficients, cross-validated errors) as JSON here")
+    p.add_argument("--force", action="store_true", help="replace an existing table of that name")
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("bundle", help="write ONNX models + a standalone runner to measure on a target device")
@@ -431,6 +552,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", required=True)
     p.add_argument("--description")
     p.add_argument("--out")
+    p.add_argument("--force", action="store_true", help="replace an existing table of that name")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("list", help="tables available")

@@ -30,7 +30,7 @@ import datetime as _dt
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from nas.latency._composition import errors, fit_nested
 from nas.latency._coverage import reference_layers, space_layers
 from nas.latency._modules import canary_layer
 from nas.latency._probe_bundle import PROBE_FORMAT, probe_id
-from nas.latency._runner import RESULTS_FORMAT
+from nas.latency._runner import RESULTS_FORMAT, MeasureSettings
 from nas.latency._table import Entry, LatencyTable, LatencyTableError, check_device_name, spinning_of
 from nas.latency._validate import VALIDATION_FORMAT
 from nas.shapes import LayerSpec, walk
@@ -107,6 +107,15 @@ def _finite_ms(p: Problems, where: str, value: Any) -> float | None:
     return float(value)
 
 
+def _check_settings(p: Problems, settings: dict[str, Any]) -> None:
+    """The timing protocol a measurements file records, checked as the runner checks its own."""
+    known = {f.name for f in fields(MeasureSettings)}
+    try:
+        MeasureSettings(**{k: v for k, v in settings.items() if k in known})
+    except (TypeError, ValueError) as exc:
+        p.add("settings", str(exc).removeprefix("invalid measurement settings: "))
+
+
 def read_measurements(path: str | Path, *, probe: dict[str, Any] | None = None) -> Measurements:
     """Read and check a measurements file; every problem is raised as one :class:`LatencyTableError`.
 
@@ -166,6 +175,13 @@ def combine_measurements(runs: Sequence[Measurements]) -> Measurements:
         if changed:
             raise LatencyTableError(f"{other.path}: timed with other settings than {first.path} ({', '.join(changed)}): "
                                     "combine runs of one protocol only")
+    for i, other in enumerate(runs):
+        for earlier in runs[:i]:
+            if other.ms == earlier.ms:
+                raise LatencyTableError(
+                    f"{other.path} and {earlier.path} hold the same times, network for network: one run given "
+                    "twice (or a folder copied with its results.json, where run_bundle.py had nothing left to "
+                    "time); time the probe again in a fresh copy of it (extract the archive anew)")
     ms = np.median(np.array([r.ms for r in runs]), axis=0)
     return replace(
         first, path=" + ".join(r.path for r in runs), runs=tuple(r.path for r in runs),
@@ -234,7 +250,7 @@ def _read_probe(path: Path, data: dict[str, Any], probe: dict[str, Any] | None) 
             ms.append(_finite_ms(p, f"results.{k}.ms", value))
     overhead = p.get(data, "overhead_ms", "", "ms0", default=0.0)
     settings = p.get(data, "settings", "", "object", default={})
-    p.get(settings, "spinning", "settings", "bool", required=False)
+    _check_settings(p, settings)
     info = p.get(data, "device_info", "", "object", required=False, default={})
     p.raise_if_any()
     return Measurements(
@@ -252,7 +268,7 @@ def _read_validation(path: Path, data: dict[str, Any]) -> Measurements:
     digest = p.get(data, "space_digest", "", "key")
     num_classes = p.get(data, "num_classes", "", "pos_int", default=1)
     settings = p.get(data, "settings", "", "object", default={})
-    p.get(settings, "spinning", "settings", "bool", required=False)
+    _check_settings(p, settings)
     overhead = p.get(data, "overhead_ms", "", "ms0", default=0.0)
     subnets = p.get(data, "subnets", "", "list", default=[])
     archs, ms = [], []
@@ -430,6 +446,12 @@ def calibrate_table(
         raise LatencyTableError(
             f"the base table {base.device!r} covers {covered}, not the measured networks' space {meas.space!r} "
             f"(digest {meas.space_digest}): make the probe for a space the table covers, or build the table for it")
+    slow = [(a, m) for a, m in zip(meas.archs, meas.ms) if m <= meas.overhead_ms]
+    if slow:
+        raise LatencyTableError(
+            f"{meas.path}: {len(slow)} network(s) timed at or below the per-call overhead of {meas.overhead_ms:g} ms "
+            f"(first: {slow[0][1]:g} ms for {slow[0][0]}): a network cannot run faster than an empty call, so the "
+            "file's times or overhead_ms are broken; measure the probe again")
     space = _space_of(meas.space, meas.space_digest, spaces, f"{meas.path}")
     nets = [walk(space.resolve(Arch.from_string(a), num_classes=meas.num_classes)) for a in meas.archs]
     rows = np.stack([network_features(base, layers) for layers in nets])

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import is_real
-from nas.latency._table import LatencyTableError
+from nas.latency._table import MAX_JSON_BYTES, LatencyTableError
 
 __all__ = ["MAX_PROBLEMS", "Problems", "kind_ok", "short", "read_json"]
 
@@ -93,6 +93,10 @@ def short(value: Any, limit: int = 60) -> str:
 def read_json(path: Path, hint: str) -> Any:
     """The parsed JSON file, or one :class:`LatencyTableError` naming it (unreadable, not UTF-8, ...)."""
     try:
+        size = path.stat().st_size
+        if size > MAX_JSON_BYTES:
+            raise LatencyTableError(f"{path}: {size / 2**20:.0f} MiB, more than the {MAX_JSON_BYTES // 2**20} MiB "
+                                    f"any file of the latency tools has ({hint})")
         raw = path.read_bytes()
     except OSError as exc:
         raise LatencyTableError(f"{path}: cannot read it ({exc.strerror or exc}) ({hint})") from None

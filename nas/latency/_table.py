@@ -59,6 +59,11 @@ TABLES_DIR = Path(__file__).resolve().parents[2] / "latency_tables"
 _DEVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+#: Largest JSON file the latency tools read (tables, measurements, reports, manifests): the shipped
+#: tables are under 1 MiB, a table of every space and width a few MiB.
+MAX_JSON_BYTES = 64 * 2**20
+
+
 class LatencyTableError(ValueError):
     """A table file is missing, corrupted, truncated, or built for something else."""
 
@@ -466,9 +471,18 @@ class LatencyTable:
     def read(cls, path: str | Path) -> LatencyTable:
         path = Path(path)
         try:
-            text = path.read_text()
+            size = path.stat().st_size
+            if size > MAX_JSON_BYTES:
+                raise LatencyTableError(f"{path}: {size / 2**20:.0f} MiB, larger than any latency table "
+                                        f"(at most {MAX_JSON_BYTES // 2**20} MiB): not a table file")
+            text = path.read_bytes().decode("utf-8")
         except FileNotFoundError:
             raise LatencyTableError(f"latency table file not found: {path}") from None
+        except UnicodeDecodeError as exc:
+            raise LatencyTableError(f"{path}: not UTF-8 text (byte {exc.start}): not a latency table (a JSON file "
+                                    "written by python -m nas.latency build, calibrate or import)") from None
+        except OSError as exc:
+            raise LatencyTableError(f"{path}: cannot read it ({exc.strerror or exc})") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -136,12 +136,18 @@ def test_probe_runner_calibrate_validate_from_the_command_line(tables_dir, micro
                "--report", str(tmp_path / "fit.json")])
     out = capsys.readouterr().out
     assert rc == 0, out
-    assert "leave-one-out median |error|" in out and "search with --device micro_board" in out
+    assert "leave-one-out median |error|" in out
+    # the table is in --tables-dir, which nas.search does not read: the search is pointed at its file
+    assert f"search with --device {tables_dir / 'micro_board.json'}" in out
     assert json.loads((tmp_path / "fit.json").read_text())["networks"] == 12
-    # a second run of the same probe (here: a copy of the first) is combined with it
+    # a second run of the same probe (here: a copy of the first, its times 2% slower) is combined with it
     import shutil
 
     shutil.copytree(tmp_path / "p", tmp_path / "p_again")
+    again = json.loads((tmp_path / "p_again" / "results.json").read_text())
+    for row in again["results"].values():
+        row["ms"] *= 1.02
+    (tmp_path / "p_again" / "results.json").write_text(json.dumps(again))
     assert main([*base, "calibrate", "--base-table", "micro_dev", "--measurements", str(tmp_path / "p"),
                  str(tmp_path / "p_again"), "--probe", str(tmp_path / "p.tar"), "--name", "micro_board2",
                  "--space", str(micro_space_file)]) == 0
@@ -193,3 +199,162 @@ def test_timing_protocol_flags_reach_the_settings(flags, spinning):
     settings = _settings(args)
     assert (settings.intra_op_threads, settings.spinning) == (2, spinning)
 
+
+
+# -- mistakes a user makes while adding a device: each one message, before any work -------------------
+@pytest.fixture(scope="module")
+def measured_probe(tmp_path_factory, micro_table, micro_space_file):
+    """A probe of 8 micro networks timed by its runner: (archive, folder holding results.json)."""
+    import subprocess
+    import sys
+    import tarfile
+
+    root = tmp_path_factory.mktemp("probe")
+    micro_table.save(root / "micro_dev.json")
+    assert main(["--tables-dir", str(root), "probe", "--space", str(micro_space_file), "--networks", "8",
+                 "--num-classes", "10", "--out", str(root / "p.tar"), "--quiet", *_fast()]) == 0
+    with tarfile.open(root / "p.tar") as tar:
+        tar.extractall(root, filter="data")
+    subprocess.run([sys.executable, "run_bundle.py", "--quiet"], cwd=root / "p", check=True, capture_output=True)
+    return root / "p.tar", root / "p"
+
+
+def _calibrate(tables_dir, micro_space_file, *extra, measurements=None):
+    return main(["--tables-dir", str(tables_dir), "calibrate", "--base-table", "micro_dev", "--space",
+                 str(micro_space_file), "--name", "board", *(["--measurements", *measurements] if measurements else []),
+                 *extra])
+
+
+def _one_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_calibrate_never_replaces_a_table_silently(tables_dir, micro_space_file, measured_probe, capsys):
+    results = str(measured_probe[1])
+    before = (tables_dir / "micro_dev.json").read_bytes()
+    assert main(["--tables-dir", str(tables_dir), "calibrate", "--base-table", "micro_dev", "--measurements", results,
+                 "--space", str(micro_space_file), "--name", "micro_dev", "--force"]) == 2
+    assert "would overwrite the base table" in _one_error(capsys)
+    assert (tables_dir / "micro_dev.json").read_bytes() == before
+    assert _calibrate(tables_dir, micro_space_file, measurements=[results]) == 0
+    capsys.readouterr()
+    assert _calibrate(tables_dir, micro_space_file, measurements=[results]) == 2
+    assert "board.json exists (a calibrated table of 'board'); choose another --name" in _one_error(capsys)
+    assert _calibrate(tables_dir, micro_space_file, "--force", measurements=[results]) == 0
+
+
+def test_calibrate_without_a_mode_explains_both(tables_dir, capsys):
+    assert main(["--tables-dir", str(tables_dir), "calibrate"]) == 2
+    assert "calibrate what?" in _one_error(capsys)
+    assert not (tables_dir / "pixel_cpu.json").exists()
+
+
+def test_calibrate_refuses_here_only_flags_with_measurements(tables_dir, micro_space_file, measured_probe, capsys):
+    assert _calibrate(tables_dir, micro_space_file, "--threads", "4", "--precision", "int8",
+                      measurements=[str(measured_probe[1])]) == 2
+    assert "--threads, --precision only apply to --here" in _one_error(capsys)
+
+
+def test_calibrate_refuses_one_run_given_twice(tables_dir, micro_space_file, measured_probe, tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(measured_probe[1], tmp_path / "copy")
+    assert _calibrate(tables_dir, micro_space_file, measurements=[str(measured_probe[1]), str(tmp_path / "copy")]) == 2
+    assert "hold the same times, network for network" in _one_error(capsys)
+    assert not (tables_dir / "board.json").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"not a tar at all", "not a readable tar archive"),
+    (None, "no such file or folder"),
+])
+def test_calibrate_probe_that_is_not_a_probe(tables_dir, micro_space_file, measured_probe, tmp_path, capsys,
+                                             content, message):
+    bad = tmp_path / "bad.tar"
+    if content is not None:
+        bad.write_bytes(content)
+    assert _calibrate(tables_dir, micro_space_file, "--probe", str(bad), measurements=[str(measured_probe[1])]) == 2
+    err = _one_error(capsys)
+    assert f"--probe {bad}: {message}" in err
+
+
+def test_calibrate_truncated_probe_archive(tables_dir, micro_space_file, measured_probe, tmp_path, capsys):
+    data = measured_probe[0].read_bytes()
+    (tmp_path / "cut.tar").write_bytes(data[: len(data) // 3])
+    assert _calibrate(tables_dir, micro_space_file, "--probe", str(tmp_path / "cut.tar"),
+                      measurements=[str(measured_probe[1])]) == 2
+    assert f"--probe {tmp_path / 'cut.tar'}:" in _one_error(capsys)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda d: d["settings"].update(intra_op_threads="two"), "settings: intra_op_threads must be a positive integer"),
+    (lambda d: d["settings"].update(precision="int4"), "settings: precision must be 'fp32' or 'int8'"),
+    (lambda d: d["settings"].update(graph_optimization="turbo"), "settings: graph_optimization must be one of"),
+    (lambda d: d.update(overhead_ms=1e6), "at or below the per-call overhead of 1e+06 ms"),
+])
+def test_calibrate_checks_the_measurements_settings(tables_dir, micro_space_file, measured_probe, tmp_path, capsys,
+                                                    edit, message):
+    data = json.loads((measured_probe[1] / "results.json").read_text())
+    edit(data)
+    (tmp_path / "results.json").write_text(json.dumps(data))
+    assert _calibrate(tables_dir, micro_space_file, measurements=[str(tmp_path / "results.json")]) == 2
+    err = _one_error(capsys)
+    assert str(tmp_path / "results.json") in err and message in err
+
+
+def test_calibrate_refuses_a_validate_report_of_another_table(tables_dir, micro_space_file, micro_table, tmp_path,
+                                                              capsys):
+    import dataclasses
+
+    other = dataclasses.replace(micro_table, header=dataclasses.replace(micro_table.header, device="other_dev"))
+    other.save(tables_dir / "other_dev.json")
+    assert main(["--tables-dir", str(tables_dir), "validate", "--device", "other_dev", "--samples", "6",
+                 "--space", str(micro_space_file), "--num-classes", "10", "--quiet",
+                 "--report", str(tmp_path / "v.json")]) == 0
+    capsys.readouterr()
+    assert _calibrate(tables_dir, micro_space_file, measurements=[str(tmp_path / "v.json")]) == 2
+    assert "a validate report of 'other_dev', but the base table is 'micro_dev'" in _one_error(capsys)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--num-classes", "37"], "give --num-classes a classifier width the table was built with"),
+    (["--num-classes", "10", "--networks", "4", "--model", "per-op"], "--networks 4 is too few for --model per-op"),
+])
+def test_calibrate_here_refuses_before_timing(tables_dir, micro_space_file, monkeypatch, capsys, extra, message):
+    import nas.latency.__main__ as cli
+
+    monkeypatch.setattr(cli, "_measure_probe_here", lambda *a: pytest.fail("measured before refusing"))
+    assert _calibrate(tables_dir, micro_space_file, "--here", *extra) == 2
+    assert message in _one_error(capsys)
+
+
+def test_calibrate_here_refuses_a_space_the_base_table_lacks(tables_dir, monkeypatch, capsys):
+    import nas.latency.__main__ as cli
+
+    monkeypatch.setattr(cli, "_measure_probe_here", lambda *a: pytest.fail("measured before refusing"))
+    assert main(["--tables-dir", str(tables_dir), "calibrate", "--base-table", "micro_dev", "--here", "--space",
+                 "mobilenetv3_small32", "--name", "board"]) == 2
+    assert "not 'mobilenetv3_small32': probe a space it covers" in _one_error(capsys)
+
+
+def test_import_refuses_a_probe_folder(tables_dir, measured_probe, capsys):
+    assert main(["--tables-dir", str(tables_dir), "import", str(measured_probe[1]), "--device", "board"]) == 2
+    assert "is a probe (whole networks), not a per-key bundle" in _one_error(capsys)
+    assert not (tables_dir / "board.json").exists()
+
+
+def test_oversized_json_is_refused_unread(tables_dir, micro_space_file, measured_probe, tmp_path, monkeypatch,
+                                          capsys):
+    import nas.latency._problems as problems
+
+    monkeypatch.setattr(problems, "MAX_JSON_BYTES", 100)
+    assert _calibrate(tables_dir, micro_space_file, measurements=[str(measured_probe[1])]) == 2
+    assert "more than the 0 MiB any file of the latency tools has" in _one_error(capsys)
+
+
+def test_a_binary_file_as_table_names_the_file(tables_dir, measured_probe, capsys):
+    assert main(["--tables-dir", str(tables_dir), "predict", "--device", str(measured_probe[0]),
+                 "--arch", "mobilenetv2"]) == 2
+    assert f"{measured_probe[0]}: not UTF-8 text" in _one_error(capsys)
