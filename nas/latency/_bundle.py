@@ -169,18 +169,29 @@ def write_adb_script(folder: Path, settings: MeasureSettings, *, weights: bool =
     return script
 
 
-_PERF_P50 = re.compile(r"P50 Latency:\s*([0-9.eE+-]+)\s*s")
-_PERF_AVG = re.compile(r"Average inference time cost:\s*([0-9.eE+-]+)\s*ms")
+# the value is any token, so that a "nan" or "inf" is reported as such, not as a missing line
+_PERF_P50 = re.compile(r"P50 Latency:[ \t]*(\S*?)[ \t]*s")
+_PERF_AVG = re.compile(r"Average inference time cost:[ \t]*(\S*?)[ \t]*ms")
 
 
 def parse_perf_test(text: str) -> tuple[float, str]:
-    """``(ms, statistic)`` from an ``onnxruntime_perf_test`` log: P50 if printed, else the mean."""
-    m = _PERF_P50.search(text)
-    if m:
-        return float(m[1]) * 1000.0, "median"
-    m = _PERF_AVG.search(text)
-    if m:
-        return float(m[1]), "mean"
+    """``(ms, statistic)`` from an ``onnxruntime_perf_test`` log: P50 if printed, else the mean.
+
+    Raises:
+        ValueError: no such line, or its value is not a positive finite time (``nan`` of a failed run).
+    """
+    for pattern, scale, statistic in ((_PERF_P50, 1000.0, "median"), (_PERF_AVG, 1.0, "mean")):
+        m = pattern.search(text)
+        if m is None:
+            continue
+        line = m[0].strip()
+        try:
+            value = float(m[1])
+        except ValueError:
+            raise ValueError(f"its line '{line}' holds no number") from None
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"its line '{line}': {m[1]} is not a positive finite time")
+        return value * scale, statistic
     raise ValueError("no 'P50 Latency: ... s' or 'Average inference time cost: ... ms' line")
 
 
@@ -312,40 +323,62 @@ def _check_results(res: Any, path: Path, keys: list[str]) -> None:
 
 
 def perf_test_results(bundle: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """A ``results.json``-like mapping from the ``perf_test/*.txt`` logs (manifest already checked)."""
+    """A ``results.json``-like mapping from the ``perf_test/*.txt`` logs (manifest already checked).
+
+    Every model needs a usable log. The error names the bad logs (to delete: the adb script skips
+    every non-empty log) and the missing ones (the script times them when run again).
+    """
     logs = bundle / "perf_test"
     results, statistics = {}, set()
-    p = Problems(logs, "re-run run_perf_test_adb.sh: it skips the logs it already has", "unusable logs")
+    p = Problems(logs, "", "unusable logs")
+    missing: list[str] = []
+    bad: list[Path] = []
 
-    def read(rel: str, required: bool) -> float | None:
+    def read(rel: str) -> float | None:
         log = logs / (Path(rel).stem + ".txt")
         try:
-            ms, stat = parse_perf_test(log.read_text(encoding="utf-8"))
+            text = log.read_text(encoding="utf-8")
         except FileNotFoundError:
-            if required:
-                p.add(log.name, "missing (the adb script has not run, or did not finish)")
+            missing.append(log.name)
             return None
         except OSError as exc:
             p.add(log.name, f"cannot read it ({exc.strerror or exc})")
+            bad.append(log)
             return None
         except UnicodeDecodeError:
             p.add(log.name, "not UTF-8 text, not an onnxruntime_perf_test log")
+            bad.append(log)
             return None
+        if not text.strip():
+            missing.append(log.name)  # the script re-times an empty log
+            return None
+        try:
+            ms, stat = parse_perf_test(text)
         except ValueError as exc:
             p.add(log.name, str(exc))
-            return None
-        if not (math.isfinite(ms) and ms > 0):
-            p.add(log.name, f"latency {ms:g} ms is not a positive number")
+            bad.append(log)
             return None
         statistics.add(stat)
         return ms
 
     for m in manifest["models"]:
-        ms = read(m["file"], required=False)
+        ms = read(m["file"])
         if ms is not None:
             results[m["key"]] = {"ms": ms}
-    overhead_ms = read(manifest["overhead"]["file"], required=True)
-    canary_ms = read(manifest["canary"]["file"], required=True)
+    overhead_ms = read(manifest["overhead"]["file"])
+    canary_ms = read(manifest["canary"]["file"])
+    if len(missing) == 1:
+        p.add(missing[0], "missing or empty: run_perf_test_adb.sh has not run, or did not finish")
+    elif missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        p.add("", f"{len(missing)} of the {len(manifest['models']) + 2} logs missing or empty ({shown}): "
+                  "run_perf_test_adb.sh has not run, or did not finish")
+    if bad:
+        names = ", ".join(str(b) for b in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        p.hint = (f"delete {names} first - run_perf_test_adb.sh skips every non-empty log, a bad one too - then "
+                  "run it again: it times only the models whose log is missing or empty")
+    else:
+        p.hint = "run run_perf_test_adb.sh again: it times only the models whose log is missing or empty"
     p.raise_if_any()
     stored = manifest["settings"]
     settings = dict(stored)

@@ -65,10 +65,18 @@ Linux board, Raspberry Pi, Chromebook, x86 or ARM server - anything with Python 
     cd {folder}
     pip install numpy onnxruntime
     python3 run_bundle.py                # writes results.json (resumable); {threads} intra-op thread(s)
-    python3 run_bundle.py --threads 4    # another protocol: recorded in results.json
+
+Another protocol (`--threads 4`, recorded in results.json) or a second pass of the same one
+(calibrate combines passes) needs a folder of its own, extracted from the archive again - not a
+copy of this folder once it holds results.json: there the runner finds every network measured and
+times nothing. From the folder holding the archive:
+
+    mkdir pass2 && tar xf {tar_name} -C pass2 && cd pass2/{folder} && python3 run_bundle.py
+
+and give calibrate both passes of one protocol: `--measurements {folder}/ pass2/{folder}/`.
 
 Android with Python: in Termux (`pkg install python python-numpy`) with an onnxruntime build for
-Android's Python, the same two commands (ONNX Runtime publishes no such wheel: build its Python
+Android's Python, the same commands (ONNX Runtime publishes no such wheel: build its Python
 package for Termux).
 
 Android without Python: ONNX Runtime's own benchmark tool, `onnxruntime_perf_test`, built for
@@ -87,9 +95,9 @@ phone-class CPU, less on a desktop.
 
 ## Back here
 
-    python -m nas.latency calibrate --base-table TABLE --measurements results.json --name NEW_DEVICE
-    python -m nas.latency validate --device NEW_DEVICE --space {space}   # when NEW_DEVICE is this machine
-    python -m nas.search --device NEW_DEVICE ...
+    python -m nas.latency calibrate --base-table TABLE --measurements {folder}/results.json --name NEW_DEVICE
+    python -m nas.latency validate --device NEW_DEVICE --samples 20 --space {space}   # when NEW_DEVICE is this machine
+    python -m nas.search --device NEW_DEVICE --space {space} --budget 20ms   # your budget
 
 Protocol: warm-up {warmup}, {rounds} interleaved rounds x {repeats} repeats, median, networks timed
 {chunk} at a time next to a canary block (a disturbed chunk is re-measured).

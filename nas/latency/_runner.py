@@ -11,6 +11,9 @@ In a bundle folder::
     python3 run_bundle.py --threads 2     # other settings are recorded in results.json
 
 It is resumable: results.json is rewritten after every chunk, and keys already in it are skipped.
+It never discards measured work silently: a results.json of other settings (another --threads) is
+refused until it is moved away (or --overwrite is given); a complete one is left as it is. To time
+the models a second time, extract the bundle again into another folder and run it there.
 """
 
 import argparse
@@ -282,22 +285,152 @@ def _write_json(path, data):
     os.replace(tmp, path)
 
 
-def run_bundle(bundle, settings=None, chunk_size=None, progress=True, sleep=time.sleep):
-    """Time every model listed in ``bundle/manifest.json`` and write ``bundle/results.json``."""
-    with open(os.path.join(bundle, "manifest.json")) as f:
-        manifest = json.load(f)
+class BundleError(ValueError):
+    """A bundle folder, one of its files or an argument the runner cannot use: one line for the user."""
+
+
+def _read_json(path, what):
+    """The parsed JSON file ``path`` (``what`` names it in errors), or a :class:`BundleError`."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise BundleError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BundleError(f"{path}: {what} is not UTF-8 text (corrupted)") from None
+    except ValueError as exc:  # json.JSONDecodeError
+        raise BundleError(f"{path}: {what} is corrupted or truncated, not valid JSON ({exc})") from None
+    except RecursionError:
+        raise BundleError(f"{path}: {what} is nested too deeply to be JSON of a bundle") from None
+
+
+def load_manifest(bundle):
+    """``bundle/manifest.json``, checked enough to be run; a :class:`BundleError` naming what is wrong."""
+    if not os.path.exists(bundle):
+        raise BundleError(f"--bundle {bundle}: no such folder (give the folder extracted from the bundle or probe)")
+    if not os.path.isdir(bundle):
+        raise BundleError(f"--bundle {bundle}: a file, not a folder (give the folder extracted from the bundle "
+                          "or probe, the one holding manifest.json)")
+    path = os.path.join(bundle, "manifest.json")
+    if not os.path.isfile(path):
+        raise BundleError(f"--bundle {bundle}: no manifest.json in it (give the folder extracted from the bundle "
+                          "or probe, the one holding manifest.json)")
+    manifest = _read_json(path, "the file")
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{path}: must be a JSON object, got {type(manifest).__name__}")
     if manifest.get("format") != MANIFEST_FORMAT:
-        raise ValueError(f"{bundle}/manifest.json: format {manifest.get('format')!r}, expected {MANIFEST_FORMAT!r}")
-    settings = settings or MeasureSettings(**manifest["settings"])
+        raise BundleError(f"{path}: format {manifest.get('format')!r}, expected {MANIFEST_FORMAT!r}")
+    problems = []
+    for name in ("canary", "overhead"):
+        entry = manifest.get(name)
+        if not (isinstance(entry, dict) and isinstance(entry.get("file"), str) and "input_shape" in entry):
+            problems.append(f"{name} must be an object with file and input_shape")
+    models = manifest.get("models")
+    if not isinstance(models, list) or not all(
+        isinstance(m, dict) and isinstance(m.get("key"), str) and isinstance(m.get("file"), str)
+        and "input_shape" in m for m in models
+    ):
+        problems.append("models must be a list of objects with key, file and input_shape")
+    if not isinstance(manifest.get("settings"), dict):
+        problems.append("settings must be a JSON object")
+    if problems:
+        raise BundleError(f"{path}: " + "; ".join(problems) + " (make the bundle or probe again)")
+    return manifest
+
+
+def _settings_text(settings, names):
+    return ", ".join(f"{k}={settings[k]!r}" if k in settings else f"{k} not recorded" for k in names)
+
+
+class _Plan:
+    """What a run has to do: the manifest, the results kept from ``results.json``, the models to time."""
+
+    def __init__(self, bundle, manifest, settings, out_path, results, todo):
+        self.bundle, self.manifest, self.settings = bundle, manifest, settings
+        self.out_path, self.results, self.todo = out_path, results, todo
+        self.unit = "networks" if "probe" in manifest else "keys"
+
+
+def _kept_results(out_path, manifest, settings, overwrite):
+    """The results of an earlier run in ``out_path`` to go on from; a :class:`BundleError` where using or
+    replacing them is not clear (another protocol, another probe, a corrupted file), never a silent loss."""
+    if overwrite or not os.path.exists(out_path):
+        return {}
+    remedy = "move it away (or delete it) to time the models from the start, or pass --overwrite to replace it"
+    try:
+        old = _read_json(out_path, "the file")
+    except BundleError as exc:
+        raise BundleError(f"{exc}: {remedy}") from None
+    if not isinstance(old, dict) or not isinstance(old.get("results"), dict) or not isinstance(old.get("settings"), dict):
+        raise BundleError(f"{out_path}: not the results.json of a run of this runner ({remedy})")
+    if old.get("format") != RESULTS_FORMAT:
+        raise BundleError(f"{out_path}: format {old.get('format')!r}, expected {RESULTS_FORMAT!r} ({remedy})")
+    n_old, n = len(old["results"]), len(manifest["models"])
+    unit = "networks" if "probe" in manifest else "keys"
+    old_probe, probe = old.get("probe"), manifest.get("probe")
+    old_id, new_id = (p.get("id") if isinstance(p, dict) else p for p in (old_probe, probe))
+    if old_id != new_id:
+        def name(i):
+            return "a per-key bundle" if i is None else f"probe {i}"
+
+        raise BundleError(f"{out_path} holds the results of {name(old_id)}, but this folder's manifest.json is "
+                          f"{name(new_id)}: {remedy}")
+    want = asdict(settings)
+    changed = sorted(k for k in set(old["settings"]) | set(want) if old["settings"].get(k, None) != want.get(k, None)
+                     or (k in old["settings"]) != (k in want))
+    if changed:
+        kept = (f"results-{old['settings']['intra_op_threads']}thread.json"
+                if "intra_op_threads" in changed and "intra_op_threads" in old["settings"] else "results-old.json")
+        raise BundleError(
+            f"{out_path} holds {n_old} of {n} {unit} timed with {_settings_text(old['settings'], changed)}; this "
+            f"run asks for {_settings_text(want, changed)} and would discard them. Move that results.json away "
+            f"first (e.g. to {kept}) to time with the new settings, or pass --overwrite to replace it; run with "
+            "the earlier settings to go on with it")
+    return old["results"]
+
+
+def _plan(bundle, settings=None, overwrite=False):
+    manifest = load_manifest(bundle)
+    if settings is None:
+        try:
+            settings = MeasureSettings(**manifest["settings"])
+        except (TypeError, ValueError) as exc:
+            raise BundleError(f"{os.path.join(bundle, 'manifest.json')}: settings: {exc}") from None
     out_path = os.path.join(bundle, "results.json")
-    results = {}
-    if os.path.exists(out_path):
-        with open(out_path) as f:
-            old = json.load(f)
-        if old.get("settings") == asdict(settings):
-            results = old["results"]
+    results = dict(_kept_results(out_path, manifest, settings, overwrite))
+    todo = [m for m in manifest["models"] if m["key"] not in results]
+    for entry in [manifest["canary"], manifest["overhead"]] + todo:
+        path = os.path.join(bundle, entry["file"])
+        if not os.path.isfile(path):
+            raise BundleError(f"{path}: model file missing (an incomplete copy or extraction?): extract the "
+                              "bundle or probe again")
+    return _Plan(bundle, manifest, settings, out_path, results, todo)
+
+
+def _check_chunk_size(chunk_size):
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
+        raise BundleError(f"--chunk-size must be a positive integer (models timed together), got {chunk_size!r}")
+
+
+def run_bundle(bundle, settings=None, chunk_size=None, progress=True, sleep=time.sleep, overwrite=False):
+    """Time every model listed in ``bundle/manifest.json`` and write ``bundle/results.json``.
+
+    Resumes from a ``results.json`` of the same settings (returning it untouched where it already holds
+    every model); ``overwrite`` starts over instead. Raises :class:`BundleError` for a folder, file or
+    argument it cannot use, and for a ``results.json`` of other settings (whose results it would lose).
+    """
+    _check_chunk_size(chunk_size)
+    return _run(_plan(bundle, settings, overwrite), chunk_size, progress, sleep)
+
+
+def _run(plan, chunk_size=None, progress=True, sleep=time.sleep):
+    bundle, manifest, settings, out_path = plan.bundle, plan.manifest, plan.settings, plan.out_path
+    results, todo = plan.results, plan.todo
     models = manifest["models"]
-    todo = [m for m in models if m["key"] not in results]
+    if not todo:
+        return out_path
 
     def load(entry):
         weights = materialise_weights(bundle, entry)
@@ -311,6 +444,7 @@ def run_bundle(bundle, settings=None, chunk_size=None, progress=True, sleep=time
     info = device_info()
     start = time.time()
     chunk_size = chunk_size or manifest.get("chunk_size", 32)
+    _check_chunk_size(chunk_size)
     for i in range(0, len(todo), chunk_size):
         chunk = todo[i : i + chunk_size]
         timings = timer.time_sessions([load(m) for m in chunk])
@@ -332,36 +466,84 @@ def run_bundle(bundle, settings=None, chunk_size=None, progress=True, sleep=time
         if progress:
             done = len(models) - len(todo) + i + len(chunk)
             rate = (i + len(chunk)) / max(time.time() - start, 1e-9)
-            unit = "networks" if "probe" in manifest else "keys"
-            print(f"\r{done}/{len(models)} {unit}  {rate:.2f} {unit}/s", end="", file=sys.stderr, flush=True)
+            print(f"\r{done}/{len(models)} {plan.unit}  {rate:.2f} {plan.unit}/s", end="", file=sys.stderr, flush=True)
     if progress:
         print(file=sys.stderr)
     return out_path
 
 
+def _positive_int(what):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < 1:
+            raise argparse.ArgumentTypeError(f"must be a positive integer ({what}), got {text!r}")
+        return value
+
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, as the runner's other errors
+        self.exit(2, f"error: {message} (see python3 {self.prog} --help)\n")
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Time the models of a latency bundle with ONNX Runtime.")
+    parser = _Parser(prog="run_bundle.py", description="Time the models of a latency bundle with ONNX Runtime.")
     parser.add_argument("--bundle", default=os.path.dirname(os.path.abspath(__file__)), help="bundle folder")
-    parser.add_argument("--threads", type=int, help="intra-op threads (default: the bundle's, usually 1)")
-    parser.add_argument("--chunk-size", type=int, help="models timed interleaved (default: the bundle's, or 32)")
+    parser.add_argument("--threads", type=_positive_int("intra-op threads"),
+                        help="intra-op threads (default: the bundle's, usually 1)")
+    parser.add_argument("--chunk-size", type=_positive_int("models timed together"),
+                        help="models timed interleaved (default: the bundle's, or 32)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start over: replace an existing results.json (of these or other settings) "
+                             "instead of going on from it")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--write-weights", action="store_true",
                         help="only write the weights of the models shipped without them (a probe's networks), "
                              "e.g. before pushing the models to a phone for onnxruntime_perf_test; then exit")
     args = parser.parse_args(argv)
-    with open(os.path.join(args.bundle, "manifest.json")) as f:
-        manifest = json.load(f)
+    try:
+        return _main(args)
+    except BundleError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file the runner cannot read or write (permissions, a full disk)
+        print(f"error: {exc.filename or args.bundle}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: results.json holds the chunks timed so far; run again to go on", file=sys.stderr)
+        return 130
+
+
+def _main(args):
+    manifest = load_manifest(args.bundle)
     if args.write_weights:
         written = [materialise_weights(args.bundle, m) for m in manifest["models"]]
         total = sum(os.path.getsize(w) for w in written if w)
         print(f"wrote the weights of {sum(1 for w in written if w)} models ({total / 1e6:.1f} MB) in "
               f"{os.path.join(args.bundle, 'models')}")
         return 0
-    stored = manifest["settings"]
-    if args.threads:
+    stored = dict(manifest["settings"])
+    if args.threads is not None:
         stored["intra_op_threads"] = args.threads
-    path = run_bundle(args.bundle, MeasureSettings(**stored), args.chunk_size, progress=not args.quiet)
-    print(f"wrote {path}")
+    try:
+        settings = MeasureSettings(**stored)
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"{os.path.join(args.bundle, 'manifest.json')}: settings: {exc}") from None
+    plan = _plan(args.bundle, settings, args.overwrite)
+    if not plan.todo:
+        n, what = len(plan.manifest["models"]), "probe" if "probe" in plan.manifest else "bundle"
+        print(f"all {n} {plan.unit} are already measured in {plan.out_path}: nothing timed, nothing written. "
+              f"To time them again (another pass), extract the {what} archive again into another folder and run "
+              f"run_bundle.py there (a copy of a folder holding results.json copies its results too), or move "
+              f"results.json away (or delete it) first, or pass --overwrite to replace it.")
+        return 0
+    path = _run(plan, args.chunk_size, progress=not args.quiet)
+    print(f"wrote {path} ({len(plan.todo)} {plan.unit} timed, {len(plan.results)} of "
+          f"{len(plan.manifest['models'])} in it)")
     return 0
 
 

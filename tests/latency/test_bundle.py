@@ -79,8 +79,33 @@ def test_perf_test_logs_are_parsed():
     log = "Session creation time cost: 0.01 s\nAverage inference time cost: 1.5 ms\nP50 Latency: 0.0012 s\n"
     assert parse_perf_test(log) == pytest.approx((1.2, "median"))
     assert parse_perf_test("Average inference time cost: 1.5 ms\n") == (1.5, "mean")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no 'P50 Latency"):
         parse_perf_test("segmentation fault")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-0.001", "0"])
+def test_perf_test_log_of_a_failed_run_names_its_value(value):
+    with pytest.raises(ValueError, match=rf"'P50 Latency: {re.escape(value)} s': {re.escape(value)} is not a positive finite time"):
+        parse_perf_test(f"Session creation time cost: 0.01 s\nP50 Latency: {value} s\n")
+    with pytest.raises(ValueError, match="not a positive finite time"):
+        parse_perf_test(f"Average inference time cost: {value} ms\n")
+
+
+def test_a_bad_perf_test_log_is_named_with_the_remedy_that_fixes_it(tmp_path):
+    """The adb script skips every non-empty log: a bad one must be deleted before it runs again."""
+    bundle = _write(tmp_path / "b", logs={**_LOGS, "00001": "P50 Latency: nan s\n"})
+    with pytest.raises(LatencyTableError) as info:
+        import_bundle(bundle, device="my_board")
+    msg = str(info.value)
+    assert "00001.txt: its line 'P50 Latency: nan s': nan is not a positive finite time" in msg
+    assert f"delete {bundle / 'perf_test' / '00001.txt'} first" in msg and "run_perf_test_adb.sh" in msg
+
+
+def test_a_missing_perf_test_log_points_to_the_adb_script(tmp_path):
+    bundle = _write(tmp_path / "b", logs={k: v for k, v in _LOGS.items() if k != "00001"})
+    with pytest.raises(LatencyTableError, match=r"00001\.txt: missing.*run_perf_test_adb\.sh") as info:
+        import_bundle(bundle, device="my_board")
+    assert "run_bundle.py" not in str(info.value) and "delete" not in str(info.value)
 
 
 # -- malformed bundles: one LatencyTableError naming the file and the key ----------------------------

@@ -120,7 +120,132 @@ def test_android_route_writes_weights_pushes_and_its_logs_are_measurements(probe
     log.write_text("")
     subprocess.run(run, cwd=tmp_path, check=True, env=env, capture_output=True)
     assert not any("onnxruntime_perf_test -e cpu" in c for c in log.read_text().splitlines())
-    # an interrupted run: a missing log is refused, naming the remedy
+    # an interrupted run: a missing log is refused, naming the adb script (not the Python runner)
     (folder / "perf_test" / f"{networks[3]['key']}.txt").unlink()
-    with pytest.raises(LatencyTableError, match="1 of the probe's 10 networks were not measured"):
+    with pytest.raises(LatencyTableError, match=rf"{networks[3]['key']}\.txt: missing.*run_perf_test_adb\.sh") as info:
         read_measurements(folder)
+    assert "run_bundle.py" not in str(info.value)
+    # a log of a failed run: named with its value, and the remedy deletes it first (the script skips it)
+    bad = folder / "perf_test" / f"{networks[5]['key']}.txt"
+    bad.write_text("Session creation time cost: 0.01 s\nP50 Latency: nan s\n")
+    with pytest.raises(LatencyTableError) as info:
+        read_measurements(folder)
+    msg = str(info.value)
+    assert f"{bad.name}: its line 'P50 Latency: nan s': nan is not a positive finite time" in msg
+    assert f"delete {bad} first" in msg and "no 'P50 Latency" not in msg and "run_bundle.py" not in msg
+
+
+# -- the runner in a folder that already has results, and its argument errors -------------------------
+def _fresh(probe_dir, where):
+    """The probe extracted anew into ``where`` (as a user would for another pass)."""
+    with tarfile.open(probe_dir[0]) as t:
+        t.extractall(where, filter="data")
+    return where / "probe"
+
+
+def _runner(folder, *args):
+    return subprocess.run([sys.executable, str(folder / "run_bundle.py"), "--quiet", *args], cwd=folder,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _measured(folder, manifest, n=None, **settings):
+    """A results.json as the runner writes it, with ``n`` of the networks (all by default)."""
+    keys = [m["key"] for m in manifest["models"]][:n]
+    data = {"format": "nas-latency-results/1", "device_info": {"cpu": "x"}, "settings": {**manifest["settings"], **settings},
+            "overhead_ms": 0.01, "canary_ms": 0.1, "complete": n is None, "probe": manifest["probe"],
+            "results": {k: {"ms": 1.0 + i, "iqr_ms": 0.01} for i, k in enumerate(keys)}}  # fmt: skip
+    (folder / "results.json").write_text(json.dumps(data, indent=1))
+    return (folder / "results.json").read_bytes()
+
+
+def _one_error_line(proc, *needles):
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    err = proc.stderr.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in proc.stderr, proc.stderr
+    assert "wrote" not in proc.stdout
+    for needle in needles:
+        assert needle in err, (needle, err)
+    return err
+
+
+def test_a_folder_whose_results_are_complete_is_not_timed_again_and_says_how_to(probe_dir, tmp_path):
+    folder = _fresh(probe_dir, tmp_path)
+    before = _measured(folder, probe_dir[2])
+    proc = _runner(folder)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "wrote" not in out and "all 10 networks are already measured in" in out and str(folder / "results.json") in out
+    assert "extract" in out and "move results.json away" in out
+    assert (folder / "results.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("n", [None, 4], ids=["complete", "partial"])
+def test_other_threads_than_the_results_refuse_and_keep_them(probe_dir, tmp_path, n):
+    folder = _fresh(probe_dir, tmp_path)
+    before = _measured(folder, probe_dir[2], n=n)
+    proc = _runner(folder, "--threads", "2")
+    err = _one_error_line(proc, str(folder / "results.json"), "intra_op_threads=1", "intra_op_threads=2",
+                          "--overwrite", "away")
+    assert f"holds {n or 10} of 10 networks" in err
+    assert (folder / "results.json").read_bytes() == before
+
+
+def test_overwrite_times_again_with_the_new_settings(probe_dir, tmp_path):
+    folder = _fresh(probe_dir, tmp_path)
+    _measured(folder, probe_dir[2], n=4)
+    proc = _runner(folder, "--threads", "2", "--overwrite", "--chunk-size", "10")
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((folder / "results.json").read_text())
+    assert results["complete"] and results["settings"]["intra_op_threads"] == 2
+    assert all(v["ms"] < 1.0 for v in results["results"].values())  # timed, not the 1.0+ ms written above
+
+
+def _truncated(folder, manifest):
+    (folder / "results.json").write_bytes(_measured(folder, manifest, n=3)[:50])
+
+
+def _a_list(folder, manifest):
+    (folder / "results.json").write_text("[]")
+
+
+@pytest.mark.parametrize(("args", "prepare", "needles"), [
+    (["--chunk-size", "-1"], None, ["--chunk-size", "positive integer"]),
+    (["--chunk-size", "0"], None, ["--chunk-size", "positive integer"]),
+    (["--threads", "-1"], None, ["--threads", "positive integer"]),
+    (["--threads", "0"], None, ["--threads", "positive integer"]),
+    (["--threads", "two"], None, ["--threads", "positive integer"]),
+    (["--bundle", "/nonexistent"], None, ["--bundle /nonexistent", "no such folder"]),
+    (["--bundle", "/"], None, ["--bundle /", "no manifest.json"]),
+    ([], _truncated, ["results.json", "corrupted or truncated", "move it away"]),
+    ([], _a_list, ["results.json", "move it away"]),
+], ids=["chunk-negative", "chunk-zero", "threads-negative", "threads-zero", "threads-word", "no-bundle",
+        "not-a-bundle", "results-truncated", "results-a-list"])  # fmt: skip
+def test_runner_argument_and_file_errors_are_one_line(probe_dir, tmp_path, args, prepare, needles):
+    folder = _fresh(probe_dir, tmp_path)
+    if prepare is not None:
+        prepare(folder, probe_dir[2])
+    before = (folder / "results.json").read_bytes() if prepare else None
+    _one_error_line(_runner(folder, *args), *needles)
+    if before is None:
+        assert not (folder / "results.json").exists()
+    else:
+        assert (folder / "results.json").read_bytes() == before
+
+
+def test_readme_commands_are_accepted_by_the_cli(probe_dir):
+    """Every ``python -m`` command of the probe's README parses with the real command-line parsers."""
+    import shlex
+
+    from nas.latency.__main__ import _parser
+    from nas.search.__main__ import build_parser
+
+    text = (probe_dir[1] / "README.md").read_text()
+    commands = [line.split("#")[0].strip() for line in text.splitlines() if line.strip().startswith("python -m ")]
+    assert len(commands) == 3
+    for command in commands:
+        argv = shlex.split(command.replace("TABLE", "host").replace("NEW_DEVICE", "my_board"))
+        parser = _parser() if argv[2] == "nas.latency" else build_parser()
+        assert argv[2] in ("nas.latency", "nas.search")
+        parser.parse_args(argv[3:])  # SystemExit on a wrong command
+    # a second pass: a fresh extraction, not a copy of a folder holding results.json
+    assert "tar xf probe.tar -C pass2" in text and "python3 run_bundle.py --threads 4    #" not in text
