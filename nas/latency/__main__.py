@@ -511,7 +511,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--measurements", nargs="+",
                    help="a probe's results.json, or its folder (results.json or the perf_test/ logs of "
                         "run_perf_test_adb.sh), or a validate --report of the base table (a residual correction); "
-                        "several runs of one probe (minutes apart, in copies of its folder) are combined: each "
+                        "several runs of one probe (minutes apart, each in its own extraction of the archive) are combined: each "
                         "network's median over the runs, steadier where the device's speed drifts")
     g.add_argument("--here", action="store_true", help="write a probe and time it on this machine now (~1 min)")
     g.add_argument("--probe", help="the probe archive the measurements must come from (checked)")

@@ -12,7 +12,7 @@ the report goes into ``result.json``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -44,6 +44,8 @@ class ProbeReport:
     networks: tuple[dict, ...]
     seconds: float
     canary_slower_than_at_build_pct: float | None
+    #: a calibrated table's fit: {"base_table", "networks", "model", "loo_median_pct"}; None otherwise
+    calibration: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -64,11 +66,17 @@ class ProbeReport:
         if busy is not None and busy > 2 * self.tolerance_pct:
             cause = (f"This machine is busy now (the canary block runs {busy:.0f}% slower than when the table was "
                      "built): search when it is quiet, or")
+        elif (c := self.calibration) and self.table_cpu == self.this_cpu:
+            cause = (f"The table is a few-shot calibration of {c['base_table']!r} from {c['networks']} networks "
+                     f"timed on this CPU (model {c['model']}, leave-one-out median error "
+                     f"{c['loo_median_pct']:.1f}%): the fit does not carry to these networks, or the machine was "
+                     "busy when they were timed; validate it (python -m nas.latency validate) or")
         else:
             other = ("the same CPU model, but another machine or VM" if self.table_cpu == self.this_cpu
                      else f"measured on {self.table_cpu!r}, this is {self.this_cpu!r}")
             cause = f"The table is not this machine's ({other}), so a budget means another time here:"
-        calibrate = (f"python -m nas.latency calibrate --base-table {self.device} --here --space {self.space} "
+        base = self.calibration["base_table"] if self.calibration else self.device
+        calibrate = (f"python -m nas.latency calibrate --base-table {base} --here --space {self.space} "
                      f"--num-classes {self.num_classes} --name this_machine")
         build = f"python -m nas.latency build --device host --space {self.space} --num-classes {self.num_classes}"
         return (f"WARNING: {head}: it predicts {how} than this machine takes. {cause} recalibrate the table from "
@@ -146,4 +154,16 @@ def probe_table(
                  for (role, a), p, m in zip(picks, predicted, measured))
     return ProbeReport(device=table.device, space=space.name, num_classes=num_classes, table_cpu=h.cpu, this_cpu=cpu_model(), tolerance_pct=tolerance_pct,
                        metrics=error_metrics(predicted, measured), networks=rows,
-                       seconds=round(time.perf_counter() - t0, 2), canary_slower_than_at_build_pct=slower)
+                       seconds=round(time.perf_counter() - t0, 2), canary_slower_than_at_build_pct=slower,
+                       calibration=_calibration_of(table))
+
+
+def _calibration_of(table: LatencyTable) -> dict | None:
+    cal = table.header.calibration if table.header.method == "calibrated" else None
+    if not isinstance(cal, Mapping):
+        return None
+    try:
+        return {"base_table": cal["base_table"]["device"], "networks": cal["measurements"]["networks"],
+                "model": cal["model"], "loo_median_pct": cal["cross_validation"]["median_abs_error_pct"]}
+    except (KeyError, TypeError):
+        return None

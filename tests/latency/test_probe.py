@@ -44,6 +44,18 @@ def test_a_table_far_off_this_machine_is_reported_with_the_fix(micro_table, micr
     assert low.canary_slower_than_at_build_pct is None
 
 
+def test_a_calibrated_table_of_this_cpu_is_not_called_another_machines(micro_table, micro_space):
+    cal = {"base_table": {"device": "micro_dev"}, "measurements": {"networks": 6}, "model": "scale",
+           "cross_validation": {"median_abs_error_pct": 7.5}}
+    fit = _scaled(micro_table, 0.2, canary_ms=0.0, method="calibrated", device="board", calibration=cal)
+    report = probe_table(fit, micro_space, num_classes=10, networks=3)
+    text = report.summary()
+    assert not report.ok and report.calibration["networks"] == 6
+    assert "a few-shot calibration of 'micro_dev' from 6 networks" in text and "7.5%" in text
+    assert "not this machine's" not in text
+    assert "calibrate --base-table micro_dev --here" in text  # from the measured base, not from the fit
+
+
 def test_a_busy_machine_is_told_apart_from_another_machine(micro_table, micro_space):
     # the canary block ran 10x faster when the table was built: this machine is busy now
     h = micro_table.header
