@@ -12,6 +12,7 @@ the dashboard), ``result.json`` and the report.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -77,7 +78,15 @@ def _finetune_config(cfg: Any, task: Task, resolution: int):
     )
 
 
-def _reusable(out: Path, fcfg: Any, source_path: str) -> dict[str, Any] | None:
+def source_path(ckpt: Checkpoint, trial_number: int, arch: Arch) -> str:
+    """What a candidate's fine-tuning starts from: supernet checkpoint, epoch, trial and arch. Trial
+    numbers repeat across studies in one run folder (another budget, another study name), so the
+    arch's digest is part of it: a finished or interrupted fine-tuning is only reused for its own net."""
+    digest = hashlib.sha1(arch.to_string().encode()).hexdigest()[:8]
+    return f"{ckpt.path}@epoch{ckpt.epoch}#trial-{trial_number}-{digest}"
+
+
+def _reusable(out: Path, fcfg: Any, src: str) -> dict[str, Any] | None:
     """The finished record in ``out`` when it was made with these settings from this source."""
     path = out / "finetune.json"
     if not path.is_file():
@@ -86,7 +95,7 @@ def _reusable(out: Path, fcfg: Any, source_path: str) -> dict[str, Any] | None:
         record = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    if record.get("config") == fcfg.to_dict() and (record.get("source") or {}).get("model") == source_path:
+    if record.get("config") == fcfg.to_dict() and (record.get("source") or {}).get("model") == src:
         return record
     return None
 
@@ -128,16 +137,16 @@ def confirm_candidates(
         res = eval_resolution(ckpt, arch)
         fcfg = _finetune_config(cfg, task, res)
         out = inputs.run_dir / CANDIDATES_DIR / f"trial-{trial.number}"
-        source_path = f"{ckpt.path}@epoch{ckpt.epoch}#trial-{trial.number}"
+        src = source_path(ckpt, trial.number, arch)
         log(f"candidate {i + 1}/{len(picked)}: trial {trial.number} ({arch.to_string()}), proxy val {metric} "
             f"{trial.values[0]:.2f}, {trial.values[1]:.2f} ms")
-        record = _reusable(out, fcfg, source_path)
+        record = _reusable(out, fcfg, src)
         if record is not None:
             log(f"  reusing the finished fine-tuning in {out}")
         else:
             calib = calibration_batches(splits, images=cfg.calib_images, resolution=res, seed=cfg.seed)
             net, _ = calibrated_subnet(supernet, arch, calib)
-            source = Source(net, "supernet", source_path, arch, {"deploy_resolution": arch.resolution})
+            source = Source(net, "supernet", src, arch, {"deploy_resolution": arch.resolution})
             resume = (out / "checkpoint.pt").exists()
             if not resume and out.exists():  # a finished run with other settings, or debris: ours to redo
                 shutil.rmtree(out)
@@ -150,7 +159,7 @@ def confirm_candidates(
                 log(f"  {out} holds a fine-tuning run with other settings; starting it again")
                 shutil.rmtree(out)
                 net, _ = calibrated_subnet(supernet, arch, calib)
-                source = Source(net, "supernet", source_path, arch, {"deploy_resolution": arch.resolution})
+                source = Source(net, "supernet", src, arch, {"deploy_resolution": arch.resolution})
                 record = finetune(source, splits, fcfg, out, progress=progress, log=lambda s: log(f"  {s}"))
         inherited, tuned = record["inherited"] or {}, record["finetuned"]
         test = tuned.get("test")

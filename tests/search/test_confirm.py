@@ -112,3 +112,21 @@ def test_top_candidates_skip_duplicate_archs():
 def test_bad_confirmation_settings_are_named(field, value, needle):
     with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(")", r"\)")):
         SearchConfig(device="pixel_cpu", budget="20ms", **{field: value})
+
+
+def test_a_finished_fine_tuning_is_reused_only_for_its_own_arch(tmp_path, tiny_space_file):
+    # trial numbers repeat across the studies of one run folder (another --budget): the arch decides
+    from types import SimpleNamespace
+
+    from nas.search._confirm import _reusable, source_path
+    from nas.space import load_space
+
+    space = load_space(str(tiny_space_file))
+    ckpt = SimpleNamespace(path="runs/supernets/x/supernet.pt", epoch=5)
+    a, b = space.largest(), space.smallest()
+    assert source_path(ckpt, 1, a) != source_path(ckpt, 1, b)
+    fcfg = SimpleNamespace(to_dict=lambda: {"epochs": 1})
+    (tmp_path / "finetune.json").write_text(json.dumps({"config": {"epochs": 1},
+                                                        "source": {"model": source_path(ckpt, 1, a)}}))
+    assert _reusable(tmp_path, fcfg, source_path(ckpt, 1, a)) is not None
+    assert _reusable(tmp_path, fcfg, source_path(ckpt, 1, b)) is None
