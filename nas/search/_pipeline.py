@@ -139,30 +139,57 @@ def export_int8(
     limit: int | None,
     seed: int,
     log: Callable[[str], None],
+    net: Any = None,
+    accuracy_resolution: int | None = None,
 ) -> dict[str, Any]:
     """``model.int8.onnx`` beside ``model.onnx`` (static quantization calibrated on training
-    images), and both models' metrics on val and test with ONNX Runtime at the deploy resolution."""
+    images), and the float and int8 metrics on val and test with ONNX Runtime.
+
+    The metrics are taken where the weights were trained and scored (``accuracy_resolution``, the
+    proxy side): when it differs from the exported graphs' input side, a twin of the network
+    (``net``) exported and quantized the same way at that side is scored instead - at the
+    deployment side the weights have never seen an image, and any metric there says nothing about
+    quantization."""
+    import tempfile
+
+    import torch
+
     from nas.data import iterate_batches
+    from nas.export import export_onnx
     from nas.quantize import INT8_RECIPE, onnx_model_fn, quantize_int8
     from nas.tasks import collect_outputs
 
     t0 = time.perf_counter()
-    calib = calibration_batches(splits, images=min(calib_images, 512), batch_size=32, resolution=resolution, seed=seed)
+    side = accuracy_resolution or resolution
+    n_calib = min(calib_images, 512)
+    calib = calibration_batches(splits, images=n_calib, batch_size=32, resolution=resolution, seed=seed)
     int8_path = onnx_path.with_name("model.int8.onnx")
     tmp = int8_path.with_name(int8_path.name + ".part")
     tmp.write_bytes(quantize_int8(onnx_path, [x.numpy() for x, _ in calib]))
     tmp.replace(int8_path)
 
     out: dict[str, Any] = {"onnx": str(int8_path), "recipe": INT8_RECIPE, "calibration_images": sum(len(x) for x, _ in calib),
-                           "resolution": resolution, "metric": task.metric}
-    for name, path in (("fp32", onnx_path), ("int8", int8_path)):
+                           "resolution": resolution, "metrics_resolution": side, "metric": task.metric}
+    scratch = tempfile.TemporaryDirectory(prefix="int8_twin_")
+    pair = (("fp32", onnx_path), ("int8", int8_path))
+    if side != resolution:
+        if net is None:
+            raise ValueError("export_int8: scoring at another side than the exported graph needs the network")
+        twin = Path(scratch.name) / "model.onnx"
+        example = torch.zeros(1, net.spec.in_channels, side, side)
+        export_onnx(net.eval(), twin, example)
+        twin_calib = calibration_batches(splits, images=n_calib, batch_size=32, resolution=side, seed=seed)
+        twin_int8 = twin.with_name("model.int8.onnx")
+        twin_int8.write_bytes(quantize_int8(twin, [x.numpy() for x, _ in twin_calib]))
+        pair = (("fp32", twin), ("int8", twin_int8))
+    for name, path in pair:
         fn = onnx_model_fn(path)
         tuned = None  # each model's own decision thresholds (multi-label), tuned on val, used on test
         for split in ("val", "test"):
             data = getattr(splits, split, None)
             if data is None:
                 continue
-            batches = iterate_batches(data, splits, batch_size=256, resolution=resolution,
+            batches = iterate_batches(data, splits, batch_size=256, resolution=side,
                                       limit=limit if split == "val" else None)
             outputs, targets = collect_outputs(fn, batches)
             if tuned is None:
@@ -173,8 +200,9 @@ def export_int8(
         if f"int8_{split}_metrics" in out:
             out[f"{split}_drop"] = round(out[f"fp32_{split}_metrics"][task.metric]
                                          - out[f"int8_{split}_metrics"][task.metric], 3)
+    scratch.cleanup()
     out["seconds"] = round(time.perf_counter() - t0, 1)
-    log(f"int8: {int8_path} ({int8_path.stat().st_size / 1e6:.1f} MB); {task.metric} val "
+    log(f"int8: {int8_path} ({int8_path.stat().st_size / 1e6:.1f} MB); {task.metric} at {side} px val "
         f"{out['fp32_val_metrics'][task.metric]:.2f} -> {out['int8_val_metrics'][task.metric]:.2f}"
         + (f", test {out['fp32_test_metrics'][task.metric]:.2f} -> {out['int8_test_metrics'][task.metric]:.2f}"
            if "test_drop" in out else ""))
@@ -297,7 +325,7 @@ def finalize(
         if cfg.export:
             from nas.export import export_network, load_weights
 
-            extra = {"train_resolution": train_res, "deploy_resolution": arch.resolution,
+            extra = {"train_resolution": train_res, "deploy_resolution": arch.resolution, "accuracy_resolution": res,
                      "data_mean": list(splits.mean), "data_std": list(splits.std), "classes": list(splits.classes),
                      "task": task.name, **({"thresholds": thresholds} if thresholds else {})}
             extra_files = {}
@@ -318,7 +346,7 @@ def finalize(
             if cfg.int8_export or (cfg.int8_export is None and table.header.precision == "int8"):
                 result["int8"] = export_int8(exported.onnx_path, splits, task, resolution=arch.resolution,
                                              calib_images=cfg.calib_images, limit=cfg.val_limit, seed=cfg.seed,
-                                             log=log)
+                                             log=log, net=net, accuracy_resolution=res)
                 if table.header.precision == "int8":
                     timed = Path(result["int8"]["onnx"])
             best["measured_latency_ms"] = _measured_latency(inputs, timed, arch.resolution)

@@ -93,7 +93,11 @@ def write_report(run_dir: Path, result: dict[str, Any]) -> Path:
         f"objective is **{task['metric']}** on the validation split at the **training resolution**: "
         f"{res.get('description', str(res['train']) + ' px')}; "
         f"latency is predicted at the **deployment resolution** of each arch ({res['deploy']})."
-        + (f" {task['metric']} is therefore a **proxy** for its value at deployment resolution." if res["proxy"] else ""),
+        + (f" {task['metric']} is therefore a **proxy** for its value at deployment resolution: the exported "
+           "weights were trained and scored at the training side (`accuracy_resolution` in `best/arch.json`), "
+           "and `model.onnx` takes the deployment side the latency refers to, where they have not been trained; "
+           "fine-tune at that side before deploying at it (`python -m nas.finetune --model best "
+           "--resolution SIDE`)." if res["proxy"] else ""),
         f"- Search: {result['search']['sampler']} sampler, {result['search']['completed_trials']} completed trials "
         f"({result['search']['feasible_trials']} within budget), study `{result['search']['study_name']}` in "
         f"`{result['search']['storage']}`.",

@@ -68,6 +68,11 @@ def test_search_end_to_end_and_resume(tmp_path, tiny_space_file, fake_table, spl
     for split in ("val", "test"):
         fp32, q = int8[f"fp32_{split}_metrics"]["top1"], int8[f"int8_{split}_metrics"]["top1"]
         assert 0 <= q <= 100 and int8[f"{split}_drop"] == pytest.approx(fp32 - q, abs=1e-3)
+    # scored where the weights were trained (the proxy side), not at the graph's deployment side
+    best2 = result2["best"]
+    assert int8["resolution"] == best2["deploy_resolution"] != int8["metrics_resolution"] == best2["eval_resolution"]
+    assert json.loads((run / "best" / "arch.json").read_text())["accuracy_resolution"] == best2["eval_resolution"]
+    assert int8["fp32_val_metrics"]["top1"] == pytest.approx(best2["val_metrics"]["top1"], abs=1.0)
     assert "## Int8 export" in (run / "report.md").read_text()
     qs = ort.InferenceSession(str(run / "best" / "model.int8.onnx"), providers=["CPUExecutionProvider"])
     assert qs.run(None, {"images": x.numpy()})[0].shape == got.shape
