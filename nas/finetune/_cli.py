@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 import torch
@@ -40,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freeze-stages", type=int_arg(0), default=d.freeze_stages,
                    help="freeze the stem and the first K stages, BatchNorm statistics included [0]")
     p.add_argument("--resolution", type=int_arg(8, 1024), default=None,
-                   help="input side to train and score at [the data's own image side]")
+                   help="input side to train and score at [an export's accuracy_resolution (the side its weights "
+                        "were trained and scored at, in arch.json), else the data's own image side]")
     p.add_argument("--batch-size", type=int_arg(2), default=d.batch_size, help=f"[{d.batch_size}]")
     p.add_argument("--weight-decay", type=float_arg, default=d.weight_decay, help=f"[{d.weight_decay}]")
     p.add_argument("--warmup-epochs", type=float_arg, default=d.warmup_epochs, help=f"[{d.warmup_epochs}]")
@@ -53,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset", type=int, default=None, help="training images per epoch [all]")
     p.add_argument("--val-subset", type=int, default=d.val_subset, help=f"val images scored per epoch [{d.val_subset}]")
     p.add_argument("--seed", type=int_arg(0), default=d.seed)
-    p.add_argument("--smoke", action="store_true", help=f"tiny run to check the setup: {SMOKE}")
+    p.add_argument("--smoke", action="store_true",
+                   help=f"tiny run to check the setup: {SMOKE} (flags given explicitly win)")
     add_torch_device_argument(p)
     p.add_argument("--threads", type=int_arg(1), default=None, help="torch CPU threads [torch's default]")
     p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
@@ -64,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         fields = dict(epochs=args.epochs, lr=args.lr, backbone_lr_scale=args.backbone_lr_scale,
                       freeze_stages=args.freeze_stages, resolution=args.resolution, batch_size=args.batch_size,
@@ -72,14 +76,19 @@ def main(argv: list[str] | None = None) -> int:
                       label_smoothing=args.label_smoothing, focal_gamma=args.focal_gamma, focal_alpha=args.focal_alpha,
                       patience=args.patience, subset=args.subset, val_subset=args.val_subset, seed=args.seed,
                       precision=args.precision)
-        if args.smoke:
-            fields |= SMOKE
+        if args.smoke:  # fills what the command line left at its default
+            fields |= {k: v for k, v in SMOKE.items() if getattr(args, k) == parser.get_default(k)}
         cfg = FinetuneConfig(**fields)
         device = parse_device(args.torch_device)
         resolve_precision(cfg.precision, device)  # before any data is read
         if args.threads:
             torch.set_num_threads(args.threads)
         probe = load_source(args.model, num_classes=1)  # reads the network before the data is decoded
+        trained_side = probe.record.get("accuracy_resolution") or probe.record.get("finetune_resolution")
+        if cfg.resolution is None and isinstance(trained_side, int):
+            cfg = dataclasses.replace(cfg, resolution=trained_side)
+            print(f"training at {trained_side} px, the side {args.model}'s weights were trained and scored at "
+                  "(--resolution to choose another)", file=sys.stderr)
         splits = load_data(args.data, args.data_dir, channels=probe.model.spec.in_channels)
         source = probe if probe.kind == "export" else load_source(args.model, num_classes=splits.num_classes,
                                                                    resolution=cfg.resolution)

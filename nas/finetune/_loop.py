@@ -94,9 +94,15 @@ def _load_checkpoint(path: Path, cfg: FinetuneConfig, source: Source, splits: Da
     want = {"config": cfg.to_dict(), "source": source.path, "data": splits.name, "num_classes": splits.num_classes}
     got = {k: ckpt.get(k) for k in want}
     if got != want:
-        diff = sorted(k for k in want if got[k] != want[k])
-        raise FinetuneError(f"{path}: --resume with other settings than the checkpoint's ({', '.join(diff)} differ: "
-                            f"{ {k: got[k] for k in diff} }); rerun with the same settings or choose a new --out")
+        diffs = []
+        for k in sorted(k for k in want if got[k] != want[k]):
+            if k == "config" and isinstance(got[k], dict):
+                diffs += [f"{f}: checkpoint has {got[k].get(f)!r}, this run {want[k].get(f)!r}"
+                          for f in sorted(set(got[k]) | set(want[k])) if got[k].get(f) != want[k].get(f)]
+            else:
+                diffs.append(f"{k}: checkpoint has {got[k]!r}, this run {want[k]!r}")
+        raise FinetuneError(f"{path}: --resume with other settings than the checkpoint's ({'; '.join(diffs)}); rerun "
+                            "with the same settings or choose a new --out")
     return ckpt
 
 
@@ -132,6 +138,11 @@ def finetune(
                             "it, or choose a new --out")
     if (out / "finetune.json").exists() and not ckpt_path.exists():
         raise FinetuneError(f"{out}: holds a finished fine-tuning run (finetune.json); choose a new --out")
+    if resume and not ckpt_path.exists():
+        raise FinetuneError(f"{out}: no fine-tuning checkpoint ({CHECKPOINT}) to resume; drop --resume to start a new "
+                            "run, or check --out")
+    if out.exists() and not out.is_dir():
+        raise FinetuneError(f"--out {out}: exists and is not a folder")
     task = cfg.task_for(splits)
     res = cfg.resolution or int(splits.train.images.shape[-1])
     dev = pick_device(device)
@@ -153,6 +164,10 @@ def finetune(
     steps = n_train // cfg.batch_size
     if steps < 1:
         raise FinetuneError(f"--batch-size {cfg.batch_size}: larger than the {n_train} training images")
+    try:
+        out.mkdir(parents=True, exist_ok=True)  # before training, not after its first epoch
+    except OSError as e:
+        raise FinetuneError(f"--out {out}: cannot create the folder ({e.strerror or e})") from None
     total, warmup = cfg.epochs * steps, int(cfg.warmup_epochs * steps)
     n_frozen = sum(p.numel() for m in frozen for p in m.parameters())
     n_trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nas.nn import MobileNet, build_network, get_preset, is_preset
+from nas.nn import MobileNet, build_network, get_preset, is_preset, preset_names
 
 __all__ = ["Source", "load_source", "with_classes", "stages", "freeze_early", "train_mode", "param_groups"]
 
@@ -64,7 +64,7 @@ def load_source(model: str, *, num_classes: int, resolution: int | None = None) 
         return Source(build_network(get_preset(model, num_classes=num_classes, resolution=resolution)),
                       "preset", model, None, {})
     raise ValueError(f"--model {model!r}: neither an export folder (weights.pt + arch.json, e.g. runs/NAME/best) "
-                     f"nor a preset name (python -m nas.summary --list shows them)")
+                     f"nor a preset name ({', '.join(preset_names())})")
 
 
 def with_classes(model: MobileNet, num_classes: int) -> tuple[MobileNet, bool]:

@@ -93,7 +93,7 @@ def test_killed_run_resumes_and_other_settings_are_refused(best, data, tmp_path,
     assert (tmp_path / "ft" / loop.CHECKPOINT).exists()
     with pytest.raises(FinetuneError, match="--resume"):
         finetune(load_source(str(best), num_classes=4), data, cfg, tmp_path / "ft", progress=False, log=lambda m: None)
-    with pytest.raises(FinetuneError, match="lr"):
+    with pytest.raises(FinetuneError, match=r"lr: checkpoint has [0-9.e-]+, this run 0\.5\)"):
         finetune(load_source(str(best), num_classes=4), data, FinetuneConfig(**{**FAST, "epochs": 2, "lr": 0.5}),
                  tmp_path / "ft", resume=True, progress=False, log=lambda m: None)
     logs = []
@@ -150,3 +150,25 @@ def test_freeze_more_stages_than_the_network_has_is_an_error(best):
     model = load_source(str(best), num_classes=4).model
     with pytest.raises(ValueError, match="allowed: 0-3"):
         freeze_early(model, 4)
+
+
+def test_resume_without_a_checkpoint_and_an_out_that_is_a_file_are_refused(best, data, tmp_path):
+    src = load_source(str(best), num_classes=4)
+    with pytest.raises(FinetuneError, match="no fine-tuning checkpoint .* to resume"):
+        finetune(src, data, FinetuneConfig(**FAST), tmp_path / "typo", resume=True, progress=False, log=lambda m: None)
+    (tmp_path / "file").write_text("x")
+    for out in (tmp_path / "file", tmp_path / "file" / "sub"):
+        with pytest.raises(FinetuneError, match="--out"):
+            finetune(src, data, FinetuneConfig(**FAST), out, progress=False, log=lambda m: None)
+
+
+def test_smoke_leaves_explicit_flags_and_the_trained_side_is_the_default(best, tmp_path, capsys):
+    record = json.loads((best / "arch.json").read_text())
+    (best / "arch.json").write_text(json.dumps(record | {"accuracy_resolution": 20}))
+    assert main(["--model", str(best), "--out", str(tmp_path / "o"), "--data", "synthetic", "--smoke",
+                 "--epochs", "2", "--subset", "64", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    ft = json.loads((tmp_path / "o" / "finetune.json").read_text())
+    assert ft["config"]["epochs"] == 2 and ft["config"]["subset"] == 64 and ft["epochs_run"] == 2
+    assert ft["config"]["val_subset"] == 200  # what --smoke sets where the command line said nothing
+    assert ft["resolution"] == 20 and "training at 20 px" in captured.err
