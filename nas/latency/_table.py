@@ -31,6 +31,8 @@ from dataclasses import MISSING, asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from nas.latency._composition import check_terms, correction_ms
 from nas.shapes import LayerSpec
 
@@ -289,6 +291,10 @@ def _build_hint(device: str, key: str | None = None) -> str:
     return f"python -m nas.latency build --device {device} --space SPACE  (SPACE: the network's search space)"
 
 
+#: A classifier layer's key, split around its number of outputs.
+_CLASSIFIER_KEY = re.compile(r"(?P<head>classifier-i[0-9x]+-o)(?P<n>[0-9]+)(?P<tail>x1x1-.*)")
+
+
 @dataclass(frozen=True)
 class LatencyTable:
     header: TableHeader
@@ -309,6 +315,9 @@ class LatencyTable:
         try:
             return self.entries[key].ms
         except KeyError:
+            estimate = self.classifier_estimate(key)
+            if estimate is not None:
+                return estimate
             where = f" ({self.path})" if self.path else ""
             raise MissingKeyError(
                 f"latency table {self.device!r}{where} has no entry for layer\n  {key}\n"
@@ -362,7 +371,38 @@ class LatencyTable:
         return ms
 
     def missing(self, layers: Iterable[LayerSpec]) -> list[str]:
-        return sorted({l.key for l in layers if l.key not in self.entries})
+        return sorted({l.key for l in layers if l.key not in self.entries and self.classifier_estimate(l.key) is None})
+
+    def classifier_estimate(self, key: str) -> float | None:
+        """A classifier for a class count the table was not built with (a user's 2 or 37 classes),
+        estimated from the same classifier at the counts it has: affine in the number of outputs
+        (a matrix product's cost is), fitted on the measured counts - interpolated between them,
+        extrapolated with a slope >= 0 and never below half the cheapest measured count's time; from
+        a single measured count only fewer outputs are estimated (at that count's time). ``None`` for
+        other layers, or when the table holds nothing to estimate from."""
+        match = _CLASSIFIER_KEY.fullmatch(key)
+        if match is None:
+            return None
+        cache = self.__dict__.setdefault("_classifier_cache", {})
+        if key not in cache:
+            head, tail = match["head"], match["tail"]
+            points = []
+            for k, entry in self.entries.items():
+                if k.startswith(head) and k.endswith(tail) and k[len(head):len(k) - len(tail)].isdigit():
+                    points.append((int(k[len(head):len(k) - len(tail)]), entry.ms))
+            if not points:
+                cache[key] = None
+            else:
+                n = int(match["n"])
+                xs, ys = np.array([p[0] for p in points], float), np.array([p[1] for p in points], float)
+                if len(points) == 1:  # one count: only fewer outputs can be bounded by it
+                    cache[key] = float(ys[0]) if n <= xs[0] else None
+                else:
+                    slope, icpt = np.polyfit(xs, ys, 1)
+                    slope = max(float(slope), 0.0)
+                    icpt = float(np.mean(ys - slope * xs))
+                    cache[key] = max(icpt + slope * n, float(ys.min()) * 0.5)
+        return cache[key]
 
     def in_network_ms(self, layer: LayerSpec) -> float:
         """What ``layer`` costs inside a network: its entry net of the per-call overhead, plus the

@@ -231,7 +231,9 @@ def train_supernet(
     n_train = min(len(splits.train), cfg.subset or len(splits.train))
     steps_per_epoch = n_train // cfg.batch_size
     if steps_per_epoch == 0:
-        raise DataError(f"{n_train} training images are fewer than one batch of {cfg.batch_size}")
+        raise DataError(f"{n_train} training images are fewer than one batch of {cfg.batch_size}: give more images, "
+                        f"or a batch size of at most {n_train} (nas.train --batch-size; a search takes such a "
+                        "supernet with --supernet RUN_DIR)")
     if start_step > steps_per_epoch:
         raise CheckpointError(
             f"{path}: written at step {start_step} of epoch {start_epoch + 1}, but the data gives "

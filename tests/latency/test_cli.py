@@ -319,7 +319,6 @@ def test_calibrate_refuses_a_validate_report_of_another_table(tables_dir, micro_
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--num-classes", "37"], "give --num-classes a classifier width the table was built with"),
     (["--num-classes", "10", "--networks", "4", "--model", "per-op"], "--networks 4 is too few for --model per-op"),
 ])
 def test_calibrate_here_refuses_before_timing(tables_dir, micro_space_file, monkeypatch, capsys, extra, message):

@@ -76,6 +76,23 @@ def test_missing_key_shows_the_key_and_the_command(table_for, micro_space):
     assert "python -m nas.latency build --device fake_dev --num-classes 1000" in msg
 
 
+def test_a_classifier_for_another_class_count_is_estimated_from_the_measured_counts(table_for, micro_space):
+    table = table_for(micro_space)
+    key = "classifier-i32x4x4-o{}x1x1-h48-hswish"
+    entries = dict(table.entries) | {key.format(10): Entry(0.10), key.format(1000): Entry(0.40)}
+    two = LatencyTable(table.header, entries)
+    assert two.classifier_estimate(key.format(37)) == pytest.approx(0.10 + 27 * 0.30 / 990)
+    assert two.classifier_estimate(key.format(2)) == pytest.approx(0.10 - 8 * 0.30 / 990)
+    arch = Arch.from_string(ARCH)
+    assert predict_latency(two, arch, space=micro_space, num_classes=37) > predict_latency(
+        two, arch, space=micro_space, num_classes=10)
+    assert two.missing(walk(micro_space.resolve(arch, num_classes=37))) == []
+    # one measured count (10): fewer outputs at its time, more are not guessed
+    assert table.classifier_estimate(key.format(2)) == pytest.approx(0.1)
+    assert table.classifier_estimate(key.format(11)) is None
+    assert table.classifier_estimate("final_conv-i24x4x4-o32x4x4-hswish") is None
+
+
 def test_missing_block_key_message(table_for, micro_space):
     table = table_for(micro_space)
     with pytest.raises(MissingKeyError, match=r"(?s)bneck-i1x1x1.*python -m nas.latency build --device fake_dev"):
