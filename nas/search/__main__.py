@@ -44,12 +44,22 @@ def _pick(given, name: str, smoke: bool):
     return SMOKE_SEARCH[name] if smoke else getattr(SearchConfig(device="", budget=""), name)
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows a flag's default where its help does not already state it ([...]) and there is one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.required or action.default in (None, argparse.SUPPRESS) or action.default is False or "[" in text:
+            return text
+        return text + " [%(default)s]"
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = SearchConfig(device="", budget="")
     p = argparse.ArgumentParser(
         prog="python -m nas.search",
         description="Find the most accurate MobileNetV3-style network within a latency budget on a device.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("--device", required=True, help="latency table name (pixel_cpu, host, ...) or a table JSON file")
     p.add_argument("--budget", required=True, help="latency budget: 20ms, 0.02s, 20 (= ms)")
@@ -63,13 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "for multi-label data; focal: sigmoid focal loss)")
     p.add_argument("--trials", type=int, default=None,
                    help=f"finished trials the study should have [{d.trials}; {SMOKE_SEARCH['trials']} with --smoke]")
-    p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler)
+    p.add_argument("--sampler", choices=SAMPLERS, default=d.sampler,
+                   help="Optuna sampler of the multi-objective study")
     p.add_argument("--storage", default=None,
                    help="any Optuna storage URL (default: sqlite:///RUN_DIR/study.db; postgresql://... for teams)")
     p.add_argument("--run-dir", default=None, help="output directory [runs/SPACE-DATA-DEVICE-BUDGETms]")
     p.add_argument("--supernet", default=None,
                    help="supernet run directory or checkpoint [runs/supernets/SPACE-DIGEST8-DATA[-LOSS][-smoke]]")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, default=d.seed,
+                   help="seed of the sampler, the BN recalibration images and the confirmation fine-tuning")
     p.add_argument("--epochs", type=int, default=None, help="supernet epochs if one must be trained [recipe]")
     p.add_argument("--val-limit", type=int, default=None,
                    help=f"score each subnet on the first N validation images, 0 = all "

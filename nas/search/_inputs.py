@@ -107,7 +107,8 @@ class SearchConfig:
         if self.epochs is not None and self.epochs < 1:
             problems.append(f"epochs: {self.epochs!r} (allowed: integer >= 1)")
         if self.val_limit is not None and self.val_limit < 1:
-            problems.append(f"val_limit: {self.val_limit!r} (allowed: integer >= 1)")
+            problems.append(f"val_limit (--val-limit): {self.val_limit!r} (allowed: an integer >= 1, or 0 on the command "
+                            "line for every validation image)")
         if self.calib_images < 1:
             problems.append(f"calib_images: {self.calib_images!r} (allowed: integer >= 1)")
         if not is_int(self.finetune_top) or not 0 <= self.finetune_top <= 20:

@@ -18,3 +18,12 @@ def test_fashion_mnist_from_debian():
     assert splits.native_resolution == 28 and splits.channels == 1
     assert sorted(set(splits.test.labels.tolist())) == list(range(10))
     assert 0.2 < splits.mean[0] < 0.4
+
+
+def test_a_data_dir_that_does_not_exist_is_named(tmp_path):
+    from nas.errors import DataError
+
+    with pytest.raises(DataError, match="--data-dir .*nowhere: no such directory"):
+        load_data("fashion-mnist", tmp_path / "nowhere")
+    with pytest.raises(DataError, match="Fashion-MNIST not found in"):  # a folder without the files
+        load_data("fashion-mnist", tmp_path)

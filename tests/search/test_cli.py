@@ -42,7 +42,7 @@ def test_explicit_flags_win_over_smoke_and_defaults_stay(captured):
 @pytest.mark.parametrize("flags, message", [
     (["--seed", "-1"], "seed (--seed): -1"),
     (["--threads", "-1"], "threads (--threads): -1"),
-    (["--val-limit", "-3"], "val_limit: -3"),
+    (["--val-limit", "-3"], "val_limit (--val-limit): -3 (allowed: an integer >= 1, or 0 on the command line for every"),
     (["--heartbeat-seconds", "0"], "heartbeat_seconds: 0.0"),
     (["--finetune-top", "-2"], "finetune_top (--finetune-top): -2"),
     (["--finetune-epochs", "0"], "finetune_epochs (--finetune-epochs): 0"),
@@ -52,3 +52,11 @@ def test_bad_flags_are_one_line_errors(captured, capsys, flags, message):
     assert main(["--device", "pixel_cpu", "--budget", "20ms", *flags]) == 2
     assert message in capsys.readouterr().err
     assert not captured  # nothing ran
+
+
+def test_help_states_each_default_once():
+    from nas.search.__main__ import build_parser
+
+    text = build_parser().format_help()
+    assert "(default: None)" not in text and "[0]" in text  # --seed's default shown, None ones not
+    assert "[5000; 256 with --smoke]" in text and "[5000; 256 with --smoke] [" not in text
