@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     for split in ("val", "test"):
         if fin[split] is None:
             continue
-        before = f"{inh[split][metric]:.2f}" if inh and inh.get(split) else "n/a (new head)"
+        before = (f"{inh[split][metric]:.2f}" if inh and inh.get(split)
+                  else "n/a (random weights)" if source.kind == "preset" else "n/a (new head)")
         print(f"{split} {metric}: inherited {before} -> fine-tuned {fin[split][metric]:.2f}")
     print(f"outputs: {args.out}/ (model.onnx, features.onnx, model.pt, weights.pt, arch.json, finetune.json, finetune.png)")
     return 0

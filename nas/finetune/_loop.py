@@ -183,8 +183,10 @@ def finetune(
     else:
         history, start_epoch, seconds = [], 0, 0.0
         best = {"metric": None, "epoch": 0, "state": None}
-        # With a new head the inherited network has no classifier for these classes: nothing to report.
-        inherited = None if new_head else evaluate(model, splits, task, res, channels_last=cfg.channels_last, precision=precision)
+        # With a new head the inherited network has no classifier for these classes, and a preset is
+        # freshly initialised: nothing to report.
+        inherited = (None if new_head or source.kind == "preset"
+                     else evaluate(model, splits, task, res, channels_last=cfg.channels_last, precision=precision))
         if inherited is not None:
             inherited.pop("tuned")
     log(f"fine-tuning {source.path} on {splits.describe()} at {res} px: {n_trainable:,} trainable, "
@@ -257,8 +259,9 @@ def finetune(
         "config": cfg.to_dict(), "resolution": res, "new_head": new_head,
         "frozen": {"stages": cfg.freeze_stages, "parameters": n_frozen, "trainable_parameters": n_trainable},
         "inherited": inherited,
-        "inherited_note": ("no inherited metric: the source's classifier has another number of classes"
-                           if new_head else f"the source network as loaded, at {res} px"),
+        "inherited_note": ("no inherited metric: the source's classifier has another number of classes" if new_head
+                           else "no inherited metric: a preset starts from random weights" if source.kind == "preset"
+                           else f"the source network as loaded, at {res} px"),
         "finetuned": {"val": final["val"], "test": final["test"]},
         "thresholds": final["tuned"].get("thresholds"),
         "best_epoch": best["epoch"], "epochs_run": len(history), "stopped_early": stopped_early,

@@ -307,6 +307,7 @@ def finalize(
             "arch_json": arch.to_dict(),
             "metric": task.metric,
             "val_metric": best_trial.values[0],
+            "proxy_val_metric": best_trial.values[0],
             "test_metric": test_metrics[task.metric] if test_metrics is not None else None,
             "val_metrics": val_metrics,
             "test_metrics": test_metrics,

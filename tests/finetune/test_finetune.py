@@ -172,3 +172,9 @@ def test_smoke_leaves_explicit_flags_and_the_trained_side_is_the_default(best, t
     assert ft["config"]["epochs"] == 2 and ft["config"]["subset"] == 64 and ft["epochs_run"] == 2
     assert ft["config"]["val_subset"] == 200  # what --smoke sets where the command line said nothing
     assert ft["resolution"] == 20 and "training at 20 px" in captured.err
+
+
+def test_a_preset_has_no_inherited_metric(data, tmp_path):
+    src = load_source("mobilenetv3_small", num_classes=data.num_classes, resolution=16)
+    record = finetune(src, data, FinetuneConfig(**FAST), tmp_path / "ft", progress=False, log=lambda m: None)
+    assert record["inherited"] is None and "random weights" in record["inherited_note"]
