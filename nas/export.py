@@ -609,3 +609,11 @@ def _write_artifacts(
         raise ExportError(f"{weights_path}: the network load_weights rebuilds differs from PyTorch "
                           f"by {weights_diff:.3g}")
     return onnx_diff, program_diff, info
+
+
+if __name__ == "__main__":  # ``python -m nas.export``: a library, not a command; say where exporting happens
+    print("nas.export is a library (export_network, load_weights, features_only), not a command. To export a "
+          "search's best network, run the same `python -m nas.search ...` command again without --no-export: it "
+          "reuses the finished study, supernet and fine-tunings and only exports. To export a fine-tuned or transferred "
+          "network: `python -m nas.finetune` writes the same files.", file=sys.stderr)
+    sys.exit(2)

@@ -345,6 +345,9 @@ def _calibrate_fewshot(args: argparse.Namespace) -> int:
     from nas.latency._table import check_device_name
 
     check_device_name(args.name)  # before any measuring
+    if args.name == "host":
+        raise ValueError("--name host: 'host' stands for this machine's own table name (--device host finds "
+                         "latency_tables/<this machine>.json); name the new table after its device")
     if not args.here:
         ignored = [flag for flag, dest in _HERE_ONLY if getattr(args, dest) != _parser_defaults()[dest]]
         if ignored:
@@ -424,6 +427,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise LatencyTableError(f"{args.bundle} is a probe (whole networks), not a per-key bundle: turn its results "
                                 "into a table with python -m nas.latency calibrate --base-table TABLE --measurements "
                                 f"{args.bundle} --name {args.device}")
+    if args.device == "host":
+        raise ValueError("--device host: 'host' stands for this machine's own table name; name the imported "
+                         "table after the device that measured the bundle")
     _check_overwrite(path, args.force)
     table = import_bundle(args.bundle, device=args.device, description=args.description or "")
     try:

@@ -357,3 +357,9 @@ def test_a_binary_file_as_table_names_the_file(tables_dir, measured_probe, capsy
     assert main(["--tables-dir", str(tables_dir), "predict", "--device", str(measured_probe[0]),
                  "--arch", "mobilenetv2"]) == 2
     assert f"{measured_probe[0]}: not UTF-8 text" in _one_error(capsys)
+
+
+def test_host_is_not_a_name_for_a_new_table(tables_dir, micro_space_file, measured_probe, capsys):
+    assert main(["--tables-dir", str(tables_dir), "calibrate", "--base-table", "micro_dev", "--measurements",
+                 str(measured_probe[1]), "--space", str(micro_space_file), "--name", "host"]) == 2
+    assert "--name host: 'host' stands for this machine's own table name" in _one_error(capsys)
