@@ -96,8 +96,9 @@ def _fashion_mnist(data_dir: Path | None) -> tuple[ImageData, ImageData, str]:
     directory = data_dir if data_dir is not None else FASHION_MNIST_DIR
     if data_dir is not None and not directory.is_dir():
         raise DataError(f"--data-dir {directory}: no such directory (for Fashion-MNIST: the folder holding "
-                        "train-images-idx3-ubyte.gz and the other three files; leave --data-dir out for the "
-                        f"Debian package's {FASHION_MNIST_DIR})")
+                        "train-images-idx3-ubyte.gz and the other three files; or leave --data-dir out and install "
+                        f"Debian's copy into {FASHION_MNIST_DIR}: sudo apt-get update && sudo apt-get install -y "
+                        "dataset-fashion-mnist)")
     if not directory.is_dir() or not any(directory.glob("train-images-idx3-ubyte*")):
         raise DataError(_HOW_TO_GET_FMNIST.format(where=directory))
     train = read_idx_pair(directory, "train", FASHION_MNIST_CLASSES)
