@@ -131,8 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _budget_value_kept(argv: list[str]) -> list[str]:
+    """``--budget -5ms``: argparse takes a value starting with '-' for a flag and answers "expected one
+    argument"; joined as ``--budget=-5ms`` it reaches the budget check, which says what is allowed."""
+    out = list(argv)
+    for i, arg in enumerate(out[:-1]):
+        if arg == "--budget" and out[i + 1].startswith("-") and out[i + 1][1:2].isdigit():
+            out[i:i + 2] = [f"--budget={out[i + 1]}"]
+            break
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_budget_value_kept(sys.argv[1:] if argv is None else argv))
     os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
     import optuna
 

@@ -60,3 +60,10 @@ def test_help_states_each_default_once():
     text = build_parser().format_help()
     assert "(default: None)" not in text and "[0]" in text  # --seed's default shown, None ones not
     assert "[5000; 256 with --smoke]" in text and "[5000; 256 with --smoke] [" not in text
+
+
+def test_a_negative_budget_gets_the_budget_message(capsys):
+    from nas.search.__main__ import main
+
+    assert main(["--device", "pixel_cpu", "--budget", "-5ms"]) == 2
+    assert "latency budget '-5ms' is not a positive number" in capsys.readouterr().err
