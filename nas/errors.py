@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["ConfigError", "ArchError", "DataError", "FieldCheck", "is_int", "is_real"]
+__all__ = ["ConfigError", "ArchError", "DataError", "FieldCheck", "is_int", "is_real", "load_failure"]
 
 
 class ConfigError(ValueError):
@@ -57,3 +57,17 @@ class ArchError(ValueError):
 
 class DataError(RuntimeError):
     """A dataset is missing or malformed; the message says how to obtain or fix it."""
+
+
+def load_failure(exc: BaseException) -> str:
+    """Why ``torch.load(..., weights_only=True)`` refused a file, in one line for a user.
+
+    torch's own message for a file holding more than tensors and plain containers ends with the
+    advice to load it with ``weights_only=False``, which would run code from an untrusted file: that
+    advice is never passed on."""
+    text = str(exc)
+    if "Weights only load failed" in text or "weights_only" in text:
+        return ("it holds objects other than tensors and plain containers, or is corrupted; such files are "
+                "refused, never unpickled")
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__

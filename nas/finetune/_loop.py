@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from nas.errors import load_failure
 from nas.data import DataSplits, iterate_batches
 from nas.finetune._config import FinetuneConfig
 from nas.finetune._model import Source, freeze_early, param_groups, train_mode, with_classes
@@ -87,7 +88,7 @@ def _load_checkpoint(path: Path, cfg: FinetuneConfig, source: Source, splits: Da
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file gets the same message
-        raise FinetuneError(f"{path}: not a readable fine-tuning checkpoint ({type(e).__name__}: {e}); "
+        raise FinetuneError(f"{path}: not a readable fine-tuning checkpoint ({load_failure(e)}); "
                             "delete it to start over") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise FinetuneError(f"{path}: not a fine-tuning checkpoint of this version ({FORMAT}); delete it to start over")

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nas.errors import load_failure
 from nas.nn import MobileNet, build_network, get_preset, is_preset, preset_names
 
 __all__ = ["Source", "load_source", "with_classes", "stages", "freeze_early", "train_mode", "param_groups"]
@@ -57,7 +58,7 @@ def load_source(model: str, *, num_classes: int, resolution: int | None = None) 
         try:
             net = load_weights(weights)
         except Exception as e:  # noqa: BLE001 - a corrupt or foreign file: one message, whatever broke
-            raise ValueError(f"{weights}: cannot be loaded as weights written by nas.export ({e})") from e
+            raise ValueError(f"{weights}: cannot be loaded as weights written by nas.export ({load_failure(e)})") from None
         arch = Arch.from_dict(record["arch"]) if isinstance(record.get("arch"), dict) else None
         return Source(net, "export", str(path), arch, record)
     if is_preset(model):

@@ -202,8 +202,16 @@ def prepare(cfg: SearchConfig, *, splits: DataSplits | None = None) -> SearchInp
         )
     run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg, space, table.device, budget_ms)
     ensure_writable_dir(run_dir, "--run-dir")
+    from nas.supernet import CheckpointError, load_checkpoint
+
     sdir = supernet_dir(cfg, space)
-    if not (sdir.is_file() or (sdir / "supernet.pt").is_file()):  # to be trained: it must be writable
+    if sdir.is_file() or (sdir / "supernet.pt").is_file():
+        if cfg.supernet:  # the user's file: readable as a checkpoint, before the study storage is made
+            load_checkpoint(sdir)
+    elif sdir.suffix == ".pt":
+        raise CheckpointError(f"--supernet {sdir}: no such checkpoint file (give a supernet.pt written by "
+                              "nas.train, its run directory, or a directory to train one in)")
+    else:  # to be trained: it must be writable
         ensure_writable_dir(sdir, "--supernet")
     storage = cfg.storage or default_storage(run_dir)
     check_storage(storage)

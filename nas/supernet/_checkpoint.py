@@ -26,6 +26,7 @@ from typing import IO, Any
 
 import torch
 
+from nas.errors import load_failure
 from nas.space import SearchSpace, parse_space
 from nas.supernet._supernet import Supernet
 
@@ -224,7 +225,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         blob = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # unpickling errors come in many types; re-raise with the path
-        raise CheckpointError(f"{path}: not a readable supernet checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise CheckpointError(f"{path}: not a readable supernet checkpoint ({load_failure(exc)})") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         found = blob.get("format") if isinstance(blob, dict) else type(blob).__name__
         raise CheckpointError(f"{path}: not a supernet checkpoint of format {FORMAT!r} (found {found!r})")

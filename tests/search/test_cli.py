@@ -67,3 +67,17 @@ def test_a_negative_budget_gets_the_budget_message(capsys):
 
     assert main(["--device", "pixel_cpu", "--budget", "-5ms"]) == 2
     assert "latency budget '-5ms' is not a positive number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content, message", [(None, "no such checkpoint file"),
+                                              (b"garbage", "not a readable supernet checkpoint")])
+def test_a_bad_supernet_file_is_refused_before_the_study_is_made(tmp_path, capsys, content, message):
+    from nas.search.__main__ import main
+
+    ckpt = tmp_path / "supernet.pt" if content is not None else tmp_path / "nosuch.pt"
+    if content is not None:
+        ckpt.write_bytes(content)
+    assert main(["--device", "pixel_cpu", "--budget", "20ms", "--data", "synthetic", "--supernet", str(ckpt),
+                 "--run-dir", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run" / "study.db").exists()

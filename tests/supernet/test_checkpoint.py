@@ -167,3 +167,15 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint(monkeypatch, tmp_pa
     assert (tmp_path / "supernet.pt").read_bytes() == before
     assert load_checkpoint(tmp_path).step == 0
     assert not (tmp_path / "supernet.pt.tmp").exists()
+
+
+def test_a_file_of_other_objects_is_refused_without_torchs_advice_to_unpickle_it(tmp_path):
+    import pickle
+
+    path = tmp_path / "evil.pt"
+    path.write_bytes(pickle.dumps({"call": print}))
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    text = str(info.value)
+    assert "not a readable supernet checkpoint" in text and "never unpickled" in text
+    assert "weights_only" not in text and "\n" not in text
