@@ -41,8 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freeze-stages", type=int_arg(0), default=d.freeze_stages,
                    help="freeze the stem and the first K stages, BatchNorm statistics included [0]")
     p.add_argument("--resolution", type=int_arg(8, 1024), default=None,
-                   help="input side to train and score at [an export's accuracy_resolution (the side its weights "
-                        "were trained and scored at, in arch.json), else the data's own image side]")
+                   help="input side to train and score at [on the data an export came from (same classes): its "
+                        "accuracy_resolution, the side its weights were trained and scored at (arch.json); else the "
+                        "data's own image side]")
     p.add_argument("--batch-size", type=int_arg(2), default=d.batch_size, help=f"[{d.batch_size}]")
     p.add_argument("--weight-decay", type=float_arg, default=d.weight_decay, help=f"[{d.weight_decay}]")
     p.add_argument("--warmup-epochs", type=float_arg, default=d.warmup_epochs, help=f"[{d.warmup_epochs}]")
@@ -84,12 +85,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
         probe = load_source(args.model, num_classes=1)  # reads the network before the data is decoded
+        splits = load_data(args.data, args.data_dir, channels=probe.model.spec.in_channels)
         trained_side = probe.record.get("accuracy_resolution") or probe.record.get("finetune_resolution")
-        if cfg.resolution is None and isinstance(trained_side, int):
+        same_data = probe.record.get("classes") == list(splits.classes)
+        if cfg.resolution is None and isinstance(trained_side, int) and same_data:
+            # more training on the data the weights came from: at the side they were trained at
             cfg = dataclasses.replace(cfg, resolution=trained_side)
             print(f"training at {trained_side} px, the side {args.model}'s weights were trained and scored at "
                   "(--resolution to choose another)", file=sys.stderr)
-        splits = load_data(args.data, args.data_dir, channels=probe.model.spec.in_channels)
         source = probe if probe.kind == "export" else load_source(args.model, num_classes=splits.num_classes,
                                                                    resolution=cfg.resolution)
         cfg.task_for(splits)  # loss vs task, before any training

@@ -164,7 +164,8 @@ def test_resume_without_a_checkpoint_and_an_out_that_is_a_file_are_refused(best,
 
 def test_smoke_leaves_explicit_flags_and_the_trained_side_is_the_default(best, tmp_path, capsys):
     record = json.loads((best / "arch.json").read_text())
-    (best / "arch.json").write_text(json.dumps(record | {"accuracy_resolution": 20}))
+    classes = list(load_data("synthetic", channels=3).classes)
+    (best / "arch.json").write_text(json.dumps(record | {"accuracy_resolution": 20, "classes": classes}))
     assert main(["--model", str(best), "--out", str(tmp_path / "o"), "--data", "synthetic", "--smoke",
                  "--epochs", "2", "--subset", "64", "--no-progress"]) == 0
     captured = capsys.readouterr()
@@ -172,6 +173,12 @@ def test_smoke_leaves_explicit_flags_and_the_trained_side_is_the_default(best, t
     assert ft["config"]["epochs"] == 2 and ft["config"]["subset"] == 64 and ft["epochs_run"] == 2
     assert ft["config"]["val_subset"] == 200  # what --smoke sets where the command line said nothing
     assert ft["resolution"] == 20 and "training at 20 px" in captured.err
+    # other data (other classes): the data's own side, as for any transfer
+    (best / "arch.json").write_text(json.dumps(record | {"accuracy_resolution": 20, "classes": ["a", "b"]}))
+    assert main(["--model", str(best), "--out", str(tmp_path / "o2"), "--data", "synthetic", "--smoke",
+                 "--no-progress"]) == 0
+    side = load_data("synthetic", channels=3).train.images.shape[-1]
+    assert json.loads((tmp_path / "o2" / "finetune.json").read_text())["resolution"] == side != 20
 
 
 def test_a_preset_has_no_inherited_metric(data, tmp_path):
