@@ -118,7 +118,7 @@ def _check_overwrite(path: Path, force: bool, *, estimated_ok: str | None = None
     raise LatencyTableError(f"{path} exists ({what}); choose another --name / --out, or pass --force to replace it")
 
 
-def _device_arg(name: str, path: Path, tables_dir: str | None) -> str:
+def _device_arg(name: str, path: Path) -> str:
     """What to pass as ``--device`` to reach the table at ``path``: its name where it lives with the
     named tables, else its path."""
     try:
@@ -127,6 +127,13 @@ def _device_arg(name: str, path: Path, tables_dir: str | None) -> str:
     except ValueError:
         pass
     return str(path)
+
+
+def _not_host(name: str, flag: str) -> None:
+    """'host' names this machine's own table (``--device host``); a new table needs its device's name."""
+    if name == "host":
+        raise ValueError(f"{flag} host: 'host' stands for this machine's own table name (--device host finds "
+                         "latency_tables/<this machine>.json); name the new table after its device")
 
 
 def _probe_manifest(path: str) -> dict:
@@ -294,9 +301,9 @@ def _check_here(args: argparse.Namespace, base, *, min_networks: int) -> None:
         raise LatencyTableError(f"the base table {base.device!r} covers {covered}, not {space.name!r}: probe a space "
                                 "it covers (--space), or build the base table for this one")
     ends = [l for a in (space.largest(), space.smallest()) for l in walk(space.resolve(a, num_classes=args.num_classes))]
-    if base.missing(ends):
+    if missing := base.missing(ends):
         raise LatencyTableError(f"the base table {base.device!r} lacks layers of {space.name!r} networks with "
-                                f"{args.num_classes} classes ({base.missing(ends)[0]}, ...): give --num-classes a "
+                                f"{args.num_classes} classes ({missing[0]}, ...): give --num-classes a "
                                 "classifier width the table was built with")
     if args.networks < min_networks:
         raise ValueError(f"--networks {args.networks} is too few for --model {args.model}: it needs at least "
@@ -332,7 +339,7 @@ def _calibrate_fewshot(args: argparse.Namespace) -> int:
     import tempfile
 
     from nas.latency._fewshot import (
-        _min_networks, calibrate_table, combine_measurements, fit_warning, precision_warning, read_measurements,
+        calibrate_table, combine_measurements, fit_warning, min_networks, precision_warning, read_measurements,
         write_report)
     from nas.latency._predict import load_table
     from nas.space import load_space
@@ -345,11 +352,10 @@ def _calibrate_fewshot(args: argparse.Namespace) -> int:
     from nas.latency._table import check_device_name
 
     check_device_name(args.name)  # before any measuring
-    if args.name == "host":
-        raise ValueError("--name host: 'host' stands for this machine's own table name (--device host finds "
-                         "latency_tables/<this machine>.json); name the new table after its device")
+    _not_host(args.name, "--name")
     if not args.here:
-        ignored = [flag for flag, dest in _HERE_ONLY if getattr(args, dest) != _parser_defaults()[dest]]
+        defaults = _parser_defaults()
+        ignored = [flag for flag, dest in _HERE_ONLY if getattr(args, dest) != defaults[dest]]
         if ignored:
             raise ValueError(f"{', '.join(ignored)} only apply to --here (how this machine times a new probe); with "
                              "--measurements the file records how its networks were timed")
@@ -363,7 +369,7 @@ def _calibrate_fewshot(args: argparse.Namespace) -> int:
                                 "needs a name of its own")
     _check_overwrite(path, args.force)
     if args.here:
-        _check_here(args, base, min_networks=_min_networks("scale" if args.model == "auto" else args.model))
+        _check_here(args, base, min_networks=min_networks(args.model))
         if warning := precision_warning(base.device, base.header.precision, args.precision):
             print(warning, file=sys.stderr)  # before the minute of measuring
     with tempfile.TemporaryDirectory() as tmp:
@@ -394,7 +400,7 @@ def _calibrate_fewshot(args: argparse.Namespace) -> int:
     print("coefficients: " + ", ".join(f"{k} {v:.4g}" for k, v in fit.coefficients().items()))
     if meas.kind == "probe" and (warning := fit_warning(fit)):
         print(warning, file=sys.stderr)
-    print(f"wrote {path} ({len(table)} keys, calibrated); search with --device {_device_arg(args.name, path, args.tables_dir)}")
+    print(f"wrote {path} ({len(table)} keys, calibrated); search with --device {_device_arg(args.name, path)}")
     return 0
 
 
@@ -417,7 +423,6 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from nas.latency._bundle import import_bundle
-
     from nas.latency._problems import read_json
 
     path = Path(args.out) if args.out else table_path(args.device, args.tables_dir)
@@ -427,9 +432,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise LatencyTableError(f"{args.bundle} is a probe (whole networks), not a per-key bundle: turn its results "
                                 "into a table with python -m nas.latency calibrate --base-table TABLE --measurements "
                                 f"{args.bundle} --name {args.device}")
-    if args.device == "host":
-        raise ValueError("--device host: 'host' stands for this machine's own table name; name the imported "
-                         "table after the device that measured the bundle")
+    _not_host(args.device, "--device")
     _check_overwrite(path, args.force)
     table = import_bundle(args.bundle, device=args.device, description=args.description or "")
     try:

@@ -325,8 +325,9 @@ class FewShotFit:
         return theta
 
 
-def _min_networks(model: str) -> int:
-    return len(MODELS[model]) + EXTRA_NETWORKS
+def min_networks(model: str) -> int:
+    """Measured networks a model needs (``auto``: the simplest model's)."""
+    return min(min_networks(m) for m in MODELS) if model == "auto" else len(MODELS[model]) + EXTRA_NETWORKS
 
 
 def fit_fewshot(rows: np.ndarray, ms: np.ndarray, overhead_ms: float, *, model: str = "auto") -> FewShotFit:
@@ -339,15 +340,15 @@ def fit_fewshot(rows: np.ndarray, ms: np.ndarray, overhead_ms: float, *, model: 
     if model != "auto" and model not in MODELS:
         raise ValueError(f"model must be 'auto' or one of {sorted(MODELS)}, got {model!r}")
     if model == "auto":
-        names = [m for m in MODELS if n >= _min_networks(m)]
+        names = [m for m in MODELS if n >= min_networks(m)]
         if not names:
             raise ValueError(f"{n} measured networks are too few for any model: the simplest ('scale', "
-                             f"{len(MODELS['scale'])} term) needs {_min_networks('scale')}")
+                             f"{len(MODELS['scale'])} term) needs {min_networks('scale')}")
     else:
-        if n < _min_networks(model):
+        if n < min_networks(model):
             raise ValueError(f"{n} measured networks are too few for model {model!r} ({len(MODELS[model])} terms: "
-                             f"it needs at least {_min_networks(model)}); measure a probe with more --networks "
-                             f"or choose a simpler --model ({', '.join(m for m in MODELS if n >= _min_networks(m)) or 'none fits'})")
+                             f"it needs at least {min_networks(model)}); measure a probe with more --networks "
+                             f"or choose a simpler --model ({', '.join(m for m in MODELS if n >= min_networks(m)) or 'none fits'})")
         names = [model]
     y = ms - overhead_ms
     if (y <= 0).any():

@@ -161,46 +161,44 @@ def export_int8(
 
     t0 = time.perf_counter()
     side = accuracy_resolution or resolution
-    n_calib = min(calib_images, 512)
-    calib = calibration_batches(splits, images=n_calib, batch_size=32, resolution=resolution, seed=seed)
-    int8_path = onnx_path.with_name("model.int8.onnx")
-    tmp = int8_path.with_name(int8_path.name + ".part")
-    tmp.write_bytes(quantize_int8(onnx_path, [x.numpy() for x, _ in calib]))
-    tmp.replace(int8_path)
+    if side != resolution and net is None:
+        raise ValueError("export_int8: scoring at another side than the exported graph needs the network")
 
-    out: dict[str, Any] = {"onnx": str(int8_path), "recipe": INT8_RECIPE, "calibration_images": sum(len(x) for x, _ in calib),
+    def quantized(src: Path, at: int) -> tuple[Path, int]:
+        """``src`` statically quantized on training images at side ``at``, written beside it."""
+        calib = calibration_batches(splits, images=min(calib_images, 512), batch_size=32, resolution=at, seed=seed)
+        dst = src.with_name("model.int8.onnx")
+        part = dst.with_name(dst.name + ".part")
+        part.write_bytes(quantize_int8(src, [x.numpy() for x, _ in calib]))
+        part.replace(dst)
+        return dst, sum(len(x) for x, _ in calib)
+
+    int8_path, n_calib = quantized(onnx_path, resolution)
+    out: dict[str, Any] = {"onnx": str(int8_path), "recipe": INT8_RECIPE, "calibration_images": n_calib,
                            "resolution": resolution, "metrics_resolution": side, "metric": task.metric}
-    scratch = tempfile.TemporaryDirectory(prefix="int8_twin_")
-    pair = (("fp32", onnx_path), ("int8", int8_path))
-    if side != resolution:
-        if net is None:
-            raise ValueError("export_int8: scoring at another side than the exported graph needs the network")
-        twin = Path(scratch.name) / "model.onnx"
-        example = torch.zeros(1, net.spec.in_channels, side, side)
-        export_onnx(net.eval(), twin, example)
-        twin_calib = calibration_batches(splits, images=n_calib, batch_size=32, resolution=side, seed=seed)
-        twin_int8 = twin.with_name("model.int8.onnx")
-        twin_int8.write_bytes(quantize_int8(twin, [x.numpy() for x, _ in twin_calib]))
-        pair = (("fp32", twin), ("int8", twin_int8))
-    for name, path in pair:
-        fn = onnx_model_fn(path)
-        tuned = None  # each model's own decision thresholds (multi-label), tuned on val, used on test
-        for split in ("val", "test"):
-            data = getattr(splits, split, None)
-            if data is None:
-                continue
-            batches = iterate_batches(data, splits, batch_size=256, resolution=side,
-                                      limit=limit if split == "val" else None)
-            outputs, targets = collect_outputs(fn, batches)
-            if tuned is None:
-                tuned = task.tune(outputs, targets)
-            out[f"{name}_{split}_metrics"] = task.metrics(outputs, targets, tuned)
-            out[f"{split}_images"] = len(targets)
+    with tempfile.TemporaryDirectory(prefix="int8_twin_") as scratch:
+        pair = (("fp32", onnx_path), ("int8", int8_path))
+        if side != resolution:  # the same network at the side its weights were trained at
+            twin = export_onnx(net.eval(), Path(scratch) / "model.onnx", torch.zeros(1, net.spec.in_channels, side, side))
+            pair = (("fp32", twin), ("int8", quantized(twin, side)[0]))
+        for name, path in pair:
+            fn = onnx_model_fn(path)
+            tuned = None  # each model's own decision thresholds (multi-label), tuned on val, used on test
+            for split in ("val", "test"):
+                data = getattr(splits, split, None)
+                if data is None:
+                    continue
+                batches = iterate_batches(data, splits, batch_size=256, resolution=side,
+                                          limit=limit if split == "val" else None)
+                outputs, targets = collect_outputs(fn, batches)
+                if tuned is None:
+                    tuned = task.tune(outputs, targets)
+                out[f"{name}_{split}_metrics"] = task.metrics(outputs, targets, tuned)
+                out[f"{split}_images"] = len(targets)
     for split in ("val", "test"):
         if f"int8_{split}_metrics" in out:
             out[f"{split}_drop"] = round(out[f"fp32_{split}_metrics"][task.metric]
                                          - out[f"int8_{split}_metrics"][task.metric], 3)
-    scratch.cleanup()
     out["seconds"] = round(time.perf_counter() - t0, 1)
     log(f"int8: {int8_path} ({int8_path.stat().st_size / 1e6:.1f} MB); {task.metric} at {side} px val "
         f"{out['fp32_val_metrics'][task.metric]:.2f} -> {out['int8_val_metrics'][task.metric]:.2f}"
